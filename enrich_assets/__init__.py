@@ -1,0 +1,1 @@
+"""Enrich raw robot-learning datasets as a Dagster asset graph."""
