@@ -1,0 +1,30 @@
+"""Big arrays (keyframe images, depth maps) as files named by their content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_artifact(root: Path, kind: str, data: bytes, suffix: str) -> Path:
+    """Write `data` once under root/kind/ab/<sha256><suffix>; same content, same file.
+
+    Written to a temporary file and renamed, so a reader never sees half a file.
+    Returns the path relative to `root`.
+    """
+    digest = content_hash(data)
+    rel = Path(kind) / digest[:2] / f"{digest}{suffix}"
+    path = root / rel
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    return rel
