@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import faiss
@@ -148,16 +148,25 @@ def fit_clusters(embeddings: np.ndarray, config: ClusterConfig = ClusterConfig()
         centroids = np.stack([exemplars[exemplar_labels == c].mean(axis=0) for c in range(k)])
     else:
         raise ValueError(f"unknown clustering method {config.method!r}: kmeans or hdbscan")
-    baseline = float(_nearest(_project(sample, mean, components), centroids)[1].mean())
-    return ClusterModel(config, mean, components, centroids, exemplars, exemplar_labels, baseline)
+    model = ClusterModel(config, mean, components, centroids, exemplars, exemplar_labels, 0.0)
+    return replace(model, baseline=float(assign_clusters(model, sample)[1].mean()))
 
 
 def assign_clusters(model: ClusterModel, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(cluster id or NOISE, distance to the nearest centroid) per row; no refit."""
-    x = model.project(embeddings)
-    nearest_exemplar, _ = _nearest(x, model.exemplars)
-    _, distance = _nearest(x, model.centroids)
-    return model.exemplar_labels[nearest_exemplar], distance
+    """(cluster id or NOISE, distance to the nearest centroid) per row; no refit.
+
+    The distance is measured in the embedding space (in-plane plus off-plane part), so rows
+    the PCA was fitted on and new rows are measured alike.
+    """
+    labels = np.empty(len(embeddings), np.int64)
+    distance = np.empty(len(embeddings), np.float32)
+    for part in chunks(len(embeddings)):
+        centred = unit_rows(embeddings[part]) - model.mean
+        x = centred @ model.components.T
+        labels[part] = model.exemplar_labels[_nearest(x, model.exemplars)[0]]
+        off_plane = np.maximum((centred**2).sum(axis=1) - (x**2).sum(axis=1), 0)
+        distance[part] = np.sqrt(_nearest(x, model.centroids)[1] ** 2 + off_plane)
+    return labels, distance
 
 
 def drift(model: ClusterModel, distances: np.ndarray) -> float:
