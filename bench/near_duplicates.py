@@ -126,7 +126,7 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.1f}", flush=True)
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--one", str(n), "--sample", str(args.sample)]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        result = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
         print(result.stdout.strip().splitlines()[-1], flush=True)
 
 

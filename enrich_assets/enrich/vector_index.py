@@ -63,11 +63,9 @@ def is_exact(index: faiss.Index) -> bool:
 def new_index(sample: np.ndarray, n_expected: int, params: IndexParams) -> faiss.Index:
     """Empty index for about `n_expected` rows; an IVF one is trained on `sample`.
 
-    IVF centroids come from two-level spherical k-means (sqrt(nlist) coarse clusters, each
-    split in proportion to its size): a fraction of the cost of one flat k-means.
+    IVF centroids come from two-level spherical k-means: a fraction of the cost of one flat
+    k-means with nlist centroids, and lists about as balanced.
     """
-    from faiss.contrib.clustering import two_level_clustering
-
     d = sample.shape[1]
     if n_expected < params.exact_below:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(d))
@@ -78,21 +76,32 @@ def new_index(sample: np.ndarray, n_expected: int, params: IndexParams) -> faiss
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)  # many small k-means: threads only wait on each other
     try:
-        centroids, _ = two_level_clustering(
-            train,
-            int(math.sqrt(nlist)),
-            nlist,
-            clustering_niter=10,
-            spherical=True,
-            seed=params.seed,
-        )
+        centroids = _two_level_centroids(train, nlist, params.seed)
     finally:
         faiss.omp_set_num_threads(threads)
     quantizer = faiss.IndexFlatIP(d)
-    quantizer.add(unit_rows(centroids))
-    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    quantizer.add(centroids)
+    index = faiss.IndexIVFFlat(quantizer, d, len(centroids), faiss.METRIC_INNER_PRODUCT)
     index.nprobe = params.nprobe
     return index
+
+
+def _two_level_centroids(train: np.ndarray, nlist: int, seed: int) -> np.ndarray:
+    """About `nlist` unit centroids: sqrt(nlist) coarse spherical k-means clusters, each split
+    into a share of the lists proportional to its size (at least one)."""
+    d = train.shape[1]
+    coarse = faiss.Kmeans(d, int(math.sqrt(nlist)), niter=10, spherical=True, seed=seed)
+    coarse.train(train)
+    _, assigned = coarse.index.search(train, 1)
+    assigned = assigned[:, 0]
+    centroids = []
+    for c in np.unique(assigned):
+        members = train[assigned == c]
+        k = max(1, min(len(members), round(nlist * len(members) / len(train))))
+        fine = faiss.Kmeans(d, k, niter=10, spherical=True, seed=seed)
+        fine.train(members)
+        centroids.append(fine.centroids)
+    return unit_rows(np.concatenate(centroids))
 
 
 def add_rows(index: faiss.Index, x: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
