@@ -41,6 +41,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def exact_pairs(x: np.ndarray, queries: np.ndarray, threshold: float) -> set[tuple[int, int]]:
     """(min, max) row pairs above threshold that involve a query row: brute force."""
     q = np.ascontiguousarray(x[queries])
@@ -65,7 +70,7 @@ def run_one(n: int, sample: int, workdir: Path) -> dict:
     generate_s = time.perf_counter() - t
     x, rows = planted.embeddings, np.arange(n)
 
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), cpu_s()
     nd = NearDuplicateIndex()
     nd.add(x, rows, planted.episode, rows)
     index_s = time.perf_counter() - t
@@ -73,6 +78,7 @@ def run_one(n: int, sample: int, workdir: Path) -> dict:
     kf = keyframe_duplicates(nd)
     ep = episode_duplicates(nd)
     group_s = time.perf_counter() - t
+    ours_cpu_s = cpu_s() - cpu
 
     rng = np.random.default_rng(1)
     queries = np.sort(rng.choice(n, min(sample, n), replace=False))
@@ -97,6 +103,7 @@ def run_one(n: int, sample: int, workdir: Path) -> dict:
         "index_and_search_s": round(index_s, 1),
         "group_s": round(group_s, 2),
         "total_s": round(total_s, 1),
+        "total_cpu_s": round(ours_cpu_s, 1),
         "exact_sample_queries": len(queries),
         "exact_sample_s": round(exact_sample_s, 1),
         "exact_full_extrapolated_s": round(exact_full_s, 1),
