@@ -128,9 +128,9 @@ def test_growing_past_the_exact_limit_switches_to_ivf_and_keeps_recall():
     rows = np.arange(len(x))
     nd = NearDuplicateIndex(params=params)
     nd.add(x[:800], rows[:800], episodes[:800], rows[:800])
-    assert is_exact(nd.index)
+    assert is_exact(nd.index.base)
     nd.add(x[800:], rows[800:], episodes[800:], rows[800:])
-    assert not is_exact(nd.index) and nd.index.ntotal == len(x)
+    assert not is_exact(nd.index.base) and nd.index.ntotal == len(x)
     expected, found = brute_force_pairs(x), as_set(nd.pairs)
     assert found <= expected
     assert len(found) >= 0.95 * len(expected)
@@ -141,3 +141,36 @@ def test_bad_rows_are_named():
     x[7] = 0
     with pytest.raises(ValueError, match=r"rows \[7\]"):
         build(x, episodes)
+
+
+def test_saved_ivf_index_grows_by_a_delta_then_compacts(tmp_path):
+    """Base memory-mapped after load, new rows in a delta file, merged past the fraction."""
+    x, episodes = planted(n_episodes=50, d=32, seed=2)
+    rows = np.arange(len(x))
+    params = IndexParams(exact_below=1000, compact_fraction=0.25)
+    full = NearDuplicateIndex(params=params)
+    full.add(x, rows, episodes, rows)
+
+    nd = NearDuplicateIndex(params=params)
+    nd.add(x[:1600], rows[:1600], episodes[:1600], rows[:1600])
+    nd.save(tmp_path)
+    base_bytes = (tmp_path / "near_duplicates.faiss").read_bytes()
+    for start in (1600, 1800):  # two runs of 200 rows: 12.5 % then 25 % of the base
+        nd = NearDuplicateIndex.load(tmp_path)
+        part = slice(start, start + 200)
+        nd.add(x[part], rows[part], episodes[part], rows[part])
+        assert nd.index.delta is not None and nd.index.base_saved
+        nd.save(tmp_path)
+        assert (tmp_path / "near_duplicates.faiss").read_bytes() == base_bytes  # untouched
+    nd = NearDuplicateIndex.load(tmp_path)
+    assert nd.index.ntotal == len(x) and nd.index.delta.ntotal == 400
+    assert as_set(nd.pairs) == as_set(full.pairs)
+
+    nd.add(x[:1] * -1, np.array([10**6]), np.array([99]), np.array([10**6]))  # 401 > 400
+    assert nd.index.delta is None and nd.index.base.ntotal == len(x) + 1
+    nd.save(tmp_path)
+    assert not (tmp_path / "near_duplicates.delta.faiss").exists()
+    nd = NearDuplicateIndex.load(tmp_path)
+    nd.remove_episodes(np.array([99, 4]))  # a memory-mapped base is copied, then trimmed
+    assert nd.index.ntotal == len(x) - EP_LEN
+    assert not any(p[1] >= 4 * EP_LEN and p[1] < 5 * EP_LEN for p in as_set(nd.pairs))

@@ -8,6 +8,7 @@ import pytest
 from enrich_assets.enrich.search_index import (
     extend_search_index,
     load_search_index,
+    remove_from_search_index,
     save_search_index,
     search,
 )
@@ -25,7 +26,7 @@ def test_query_finds_the_planted_nearest_row(tmp_path, exact_below):
     ids = 10_000 + np.arange(3000)
     params = IndexParams(exact_below=exact_below, nprobe=16)
     index = extend_search_index(None, x, ids, params)
-    assert is_exact(index) == (exact_below > 3000)
+    assert is_exact(index.base) == (exact_below > 3000)
     save_search_index(index, tmp_path)
     index = load_search_index(tmp_path)
     targets = [5, 1234, 2999]
@@ -37,11 +38,12 @@ def test_query_finds_the_planted_nearest_row(tmp_path, exact_below):
     assert one.tolist() == [[10_005]]
 
 
-def test_readding_rows_replaces_them_and_short_indexes_pad():
+def test_rerun_rows_are_replaced_and_short_indexes_pad():
     rng = np.random.default_rng(1)
     x = _unit(rng.standard_normal((4, 8)))
     index = extend_search_index(None, x, np.arange(4))
-    index = extend_search_index(index, -x[:2], np.arange(2))  # episode re-run, new embeddings
+    remove_from_search_index(index, np.arange(2))  # episode re-run, new embeddings
+    index = extend_search_index(index, -x[:2], np.arange(2))
     assert index.ntotal == 4
     found, scores = search(index, -x[0], k=6)
     assert found[0, 0] == 0 and scores[0, 0] == pytest.approx(1)

@@ -12,20 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from enrich_assets.enrich.vector_index import (
-    IndexParams,
-    extend_index,
-    is_exact,
-    range_search,
-    read_index,
-    write_index,
-    write_npz,
-)
+from enrich_assets.enrich.vector_index import IndexParams, KeyframeIndex, write_npz
 
 DEFAULT_THRESHOLD = 0.95
 EPISODE_DUP_FRACTION = 0.5
@@ -37,12 +28,16 @@ class NearDuplicateIndex:
 
     threshold: float = DEFAULT_THRESHOLD
     params: IndexParams = field(default_factory=IndexParams)
-    index: faiss.Index | None = None
+    index: KeyframeIndex | None = None  # None: a new, empty one with `params`
     ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     episodes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     order: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # earliest = min
     pairs: np.ndarray = field(default_factory=lambda: np.empty((0, 2), np.int64))  # ids, a < b
     sims: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+
+    def __post_init__(self) -> None:
+        if self.index is None:
+            self.index = KeyframeIndex(self.params)
 
     def add(
         self, embeddings: np.ndarray, ids: np.ndarray, episodes: np.ndarray, order: np.ndarray
@@ -62,8 +57,8 @@ class NearDuplicateIndex:
         clash = ids[np.isin(ids, self.ids)]
         if clash.size or len(np.unique(ids)) != n:
             raise ValueError(f"near-duplicates: ids already indexed or repeated: {clash[:5]}")
-        self.index, probes = extend_index(self.index, embeddings, ids, self.params)
-        query, hit, sim = range_search(self.index, embeddings, self.threshold, probes)
+        probes = self.index.add(embeddings, ids)
+        query, hit, sim = self.index.range_search(embeddings, self.threshold, probes)
         query_id = ids[query]
         keep = query_id != hit
         a = np.minimum(query_id[keep], hit[keep])
@@ -82,7 +77,7 @@ class NearDuplicateIndex:
         if not gone.any():
             return
         gone_ids = self.ids[gone]
-        self.index.remove_ids(faiss.IDSelectorBatch(gone_ids))
+        self.index.remove(gone_ids)
         self.ids, self.episodes, self.order = (
             self.ids[~gone],
             self.episodes[~gone],
@@ -92,30 +87,30 @@ class NearDuplicateIndex:
         self.pairs, self.sims = self.pairs[live], self.sims[live]
 
     def save(self, directory: Path) -> None:
-        """Metadata first, index top; `load` refuses a pair of files that do not match."""
+        """Metadata, then the index (base only when it changed); `load` checks they match."""
         write_npz(
             directory / "near_duplicates.npz",
             threshold=np.float64(self.threshold),
             exact_below=np.int64(self.params.exact_below),
+            nprobe=np.int64(self.params.nprobe),
             ids=self.ids,
             episodes=self.episodes,
             order=self.order,
             pairs=self.pairs,
             sims=self.sims,
         )
-        write_index(self.index, directory / "near_duplicates.faiss")
+        self.index.save(directory / "near_duplicates")
 
     @classmethod
     def load(cls, directory: Path) -> NearDuplicateIndex:
-        meta = np.load(directory / "near_duplicates.npz")
-        index = read_index(directory / "near_duplicates.faiss")
+        meta = dict(np.load(directory / "near_duplicates.npz"))
+        params = IndexParams(exact_below=int(meta["exact_below"]), nprobe=int(meta["nprobe"]))
+        index = KeyframeIndex.load(directory / "near_duplicates", params)
         if index.ntotal != len(meta["ids"]):
             raise ValueError(
                 f"{directory}: index holds {index.ntotal} rows but metadata {len(meta['ids'])};"
                 " rebuild the near-duplicate index"
             )
-        nprobe = IndexParams.nprobe if is_exact(index) else faiss.extract_index_ivf(index).nprobe
-        params = IndexParams(nprobe=nprobe, exact_below=int(meta["exact_below"]))
         return cls(
             float(meta["threshold"]),
             params,

@@ -2,59 +2,57 @@
 the caller) or an example image embedding.
 
 Text queries sit far from image embeddings (the CLIP modality gap), so the nearest IVF lists
-are a weaker guide than for image-to-image search: the search index probes more lists than
-the near-duplicate one.
+are a weaker guide than for image-to-image search: searches probe many more lists than the
+near-duplicate join does. The index may be the near-duplicate one (`NearDuplicateIndex.index`,
+same rows and ids): one copy of the vectors on disk instead of two.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import faiss
 import numpy as np
 
-from enrich_assets.enrich.vector_index import (
-    IndexParams,
-    extend_index,
-    knn_search,
-    read_index,
-    write_index,
-)
+from enrich_assets.enrich.vector_index import IndexParams, KeyframeIndex
 
-SEARCH_PARAMS = IndexParams(nprobe=32)
-INDEX_FILE = "search.faiss"
+SEARCH_NPROBE = 32
+STEM = "search"
 
 
 def extend_search_index(
-    index: faiss.Index | None,
+    index: KeyframeIndex | None,
     embeddings: np.ndarray,
     ids: np.ndarray,
-    params: IndexParams = SEARCH_PARAMS,
-) -> faiss.Index:
-    """Add (n, d) keyframe embeddings under int64 catalog row ids; None starts a new index.
-
-    Ids already present are replaced, so re-running an episode leaves one copy of each row.
-    """
+    params: IndexParams | None = None,
+) -> KeyframeIndex:
+    """Add (n, d) keyframe embeddings under new int64 catalog row ids; None starts a new
+    index. Re-running an episode: `remove_from_search_index` its old ids first."""
     if len(embeddings) != len(ids):
         raise ValueError(f"search index: {len(embeddings)} embeddings but {len(ids)} ids")
-    if index is not None:
-        index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, np.int64)))
-    return extend_index(index, embeddings, ids, params)[0]
+    index = index or KeyframeIndex(params or IndexParams())
+    index.add(embeddings, ids)
+    return index
 
 
-def search(index: faiss.Index, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, cosine scores), each (queries, k), best first; one query may be a 1-D vector."""
+def remove_from_search_index(index: KeyframeIndex, ids: np.ndarray) -> None:
+    """Drop rows by id (costs a full copy of a memory-mapped base: re-runs only)."""
+    index.remove(ids)
+
+
+def search(
+    index: KeyframeIndex, queries: np.ndarray, k: int = 10, nprobe: int = SEARCH_NPROBE
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, cosine scores), each (queries, k), best first; missing hits are id -1, score
+    -inf. One query may be a 1-D vector."""
     queries = np.atleast_2d(queries)
-    if queries.shape[1] != index.d:
-        raise ValueError(f"search: query width {queries.shape[1]} != index width {index.d}")
-    return knn_search(index, queries, k)
+    if queries.shape[1] != index.base.d:
+        raise ValueError(f"search: query width {queries.shape[1]} != index width {index.base.d}")
+    return index.search(queries, k, nprobe)
 
 
-def save_search_index(index: faiss.Index, directory: Path) -> Path:
-    path = directory / INDEX_FILE
-    write_index(index, path)
-    return path
+def save_search_index(index: KeyframeIndex, directory: Path) -> None:
+    index.save(directory / STEM)
 
 
-def load_search_index(directory: Path) -> faiss.Index:
-    return read_index(directory / INDEX_FILE)
+def load_search_index(directory: Path) -> KeyframeIndex:
+    return KeyframeIndex.load(directory / STEM, IndexParams())

@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
@@ -29,6 +29,7 @@ class IndexParams:
     nprobe: int = 2  # IVF lists searched per query; see docs/benchmarks/derived.md
     train_per_list: int = 50  # training rows per IVF list (faiss warns below 39)
     lists_per_sqrt_n: float = 3.0  # nlist = this * sqrt(rows expected)
+    compact_fraction: float = 0.25  # merge the delta into the base past this share of it
     seed: int = 0
 
 
@@ -125,25 +126,6 @@ def add_rows(index: faiss.Index, x: np.ndarray, ids: np.ndarray) -> np.ndarray |
     return probes
 
 
-def extend_index(
-    index: faiss.Index | None, x: np.ndarray, ids: np.ndarray, params: IndexParams
-) -> tuple[faiss.Index, np.ndarray | None]:
-    """Add rows (to a new index when `index` is None): (the index holding them, their probes).
-
-    An exact index that outgrows `params.exact_below` is rebuilt once as IVF, trained on
-    everything it held plus the new rows; after that, rows are only added.
-    """
-    total = len(ids) + (0 if index is None else index.ntotal)
-    if index is None:
-        index = new_index(x, total, params)
-    elif is_exact(index) and total >= params.exact_below:
-        flat = faiss.downcast_index(index.index)
-        old_x, old_ids = flat.reconstruct_n(0, flat.ntotal), faiss.vector_to_array(index.id_map)
-        index = new_index(np.concatenate([old_x, np.asarray(x, np.float32)]), total, params)
-        add_rows(index, old_x, old_ids)
-    return index, add_rows(index, x, ids)
-
-
 def range_search(
     index: faiss.Index, x: np.ndarray, threshold: float, probes: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -212,6 +194,130 @@ def knn_search(index: faiss.Index, x: np.ndarray, k: int) -> tuple[np.ndarray, n
     return ids, scores
 
 
+@dataclass
+class KeyframeIndex:
+    """Keyframe embeddings under int64 ids: a base index plus a delta of rows added since the
+    base was last saved.
+
+    A saved IVF base is memory-mapped read-only on load, and later rows go to a small delta
+    sharing its lists, so a run that adds 1 % of the rows reads and writes about 1 % of the
+    bytes. Once the delta passes `compact_fraction` of the base, both are merged into a new
+    base (in memory, written whole on the next save). Exact (small) indexes are simply
+    loaded, extended and written whole.
+    """
+
+    params: IndexParams = field(default_factory=IndexParams)
+    base: faiss.Index | None = None
+    delta: faiss.Index | None = None
+    base_saved: bool = False  # the base file holds exactly `base` (IVF: memory-mapped)
+
+    @property
+    def ntotal(self) -> int:
+        return sum(i.ntotal for i in (self.base, self.delta) if i is not None)
+
+    def add(self, x: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
+        """Add rows; returns their IVF probes (see `add_rows`), None while exact."""
+        total = self.ntotal + len(ids)
+        if self.base is None:
+            self.base = new_index(x, total, self.params)
+        elif is_exact(self.base) and total >= self.params.exact_below:
+            flat = faiss.downcast_index(self.base.index)
+            old_x, old_ids = (
+                flat.reconstruct_n(0, flat.ntotal),
+                faiss.vector_to_array(self.base.id_map),
+            )
+            self.base = new_index(
+                np.concatenate([old_x, np.asarray(x, np.float32)]), total, self.params
+            )
+            add_rows(self.base, old_x, old_ids)
+            self.base_saved = False
+        if is_exact(self.base) or not self.base_saved:
+            return add_rows(self.base, x, ids)
+        if self.delta is None:
+            self.delta = _empty_like(self.base)
+        probes = add_rows(self.delta, x, ids)
+        if self.delta.ntotal > self.params.compact_fraction * self.base.ntotal:
+            self._compact()
+        return probes
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Drop rows by id; a memory-mapped base is first copied into memory (re-runs only)."""
+        selector = faiss.IDSelectorBatch(np.asarray(ids, np.int64))
+        if self.base_saved and not is_exact(self.base):
+            self._compact()
+        for index in (self.base, self.delta):
+            if index is not None:
+                index.remove_ids(selector)
+
+    def _compact(self) -> None:
+        merged = _empty_like(self.base)
+        for index in (self.base, self.delta):
+            if index is not None:
+                _copy_lists(faiss.extract_index_ivf(index), merged)
+        self.base, self.delta, self.base_saved = merged, None, False
+
+    def range_search(
+        self, x: np.ndarray, threshold: float, probes: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        indexes = [i for i in (self.base, self.delta) if i is not None]
+        found = [range_search(i, x, threshold, probes) for i in indexes]
+        rows, ids, sims = (np.concatenate(column) for column in zip(*found, strict=True))
+        return rows, ids, sims
+
+    def search(self, x: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (ids, cosines) over base and delta, best first."""
+        parts = []
+        for index in (self.base, self.delta):
+            if index is not None:
+                if not is_exact(index):
+                    faiss.extract_index_ivf(index).nprobe = nprobe
+                parts.append(knn_search(index, x, k))
+        ids = np.concatenate([p[0] for p in parts], axis=1)
+        scores = np.concatenate([p[1] for p in parts], axis=1)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(ids, best, 1), np.take_along_axis(scores, best, 1)
+
+    def save(self, stem: Path) -> None:
+        """`<stem>.faiss` (the base, only when it changed) and `<stem>.delta.faiss`."""
+        base_path, delta_path = stem.with_suffix(".faiss"), stem.with_suffix(".delta.faiss")
+        if not self.base_saved or is_exact(self.base):
+            write_index(self.base, base_path)
+            self.base_saved = True
+        if self.delta is not None:
+            write_index(self.delta, delta_path)
+        elif delta_path.exists():
+            delta_path.unlink()
+
+    @classmethod
+    def load(cls, stem: Path, params: IndexParams) -> KeyframeIndex:
+        base = read_index(stem.with_suffix(".faiss"), mmap=True)
+        if is_exact(base):
+            base = read_index(stem.with_suffix(".faiss"))  # small; extended in place
+        delta_path = stem.with_suffix(".delta.faiss")
+        delta = read_index(delta_path) if delta_path.exists() else None
+        return cls(params, base, delta, base_saved=True)
+
+
+def _empty_like(index: faiss.Index) -> faiss.IndexIVFFlat:
+    """An empty IVF index with the same lists (a copy of the quantizer) and nprobe."""
+    ivf = faiss.extract_index_ivf(index)
+    quantizer = faiss.IndexFlatIP(ivf.d)
+    quantizer.add(ivf.quantizer.reconstruct_n(0, ivf.nlist))
+    empty = faiss.IndexIVFFlat(quantizer, ivf.d, ivf.nlist, faiss.METRIC_INNER_PRODUCT)
+    empty.nprobe = ivf.nprobe
+    return empty
+
+
+def _copy_lists(source: faiss.IndexIVF, target: faiss.IndexIVF) -> None:
+    """Append every list of `source` to `target` (source may be read-only)."""
+    for lst in range(source.nlist):
+        size = source.invlists.list_size(lst)
+        if size:
+            ids, codes = source.invlists.get_ids(lst), source.invlists.get_codes(lst)
+            target.invlists.add_entries(lst, size, ids, codes)
+    target.ntotal += source.ntotal
+
+
 def write_index(index: faiss.Index, path: Path) -> None:
     """faiss.write_index to a temporary file, then rename: readers never see half an index."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,10 +331,11 @@ def write_index(index: faiss.Index, path: Path) -> None:
             os.remove(tmp)
 
 
-def read_index(path: Path) -> faiss.Index:
+def read_index(path: Path, mmap: bool = False) -> faiss.Index:
+    """mmap: IVF lists stay on disk, read-only, paged in as searched."""
     if not path.exists():
         raise FileNotFoundError(f"vector index {path} does not exist")
-    return faiss.read_index(str(path))
+    return faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> None:
