@@ -143,7 +143,11 @@ def main() -> None:
             f"   ({full.cpu[step]:.2f} / {inc.cpu[step]:.2f})"
         )
     total_full, total_inc = sum(full.wall.values()), sum(inc.wall.values())
-    print(f"{'total':16s} {total_full:8.2f} {total_inc:8.2f} {total_inc / total_full:7.2%}")
+    cpu_full, cpu_inc = sum(full.cpu.values()), sum(inc.cpu.values())
+    print(
+        f"{'total':16s} {total_full:8.2f} {total_inc:8.2f} {total_inc / total_full:7.2%}"
+        f"   ({cpu_full:.2f} / {cpu_inc:.2f}: CPU ratio {cpu_inc / cpu_full:.2%})"
+    )
     print(
         f"new rows' duplicate pairs: full run {len(reference)}, incremental {len(found)}, "
         f"shared {len(reference & found)}; drift -> recluster: {recluster}"
