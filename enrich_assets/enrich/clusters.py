@@ -60,9 +60,6 @@ class ClusterModel:
         """Content hash: a refit that changes anything is a new clustering version."""
         return f"{self.config.method}-{hashlib.sha256(self.to_bytes()).hexdigest()[:12]}"
 
-    def project(self, embeddings: np.ndarray) -> np.ndarray:
-        return _project(embeddings, self.mean, self.components)
-
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         np.savez(

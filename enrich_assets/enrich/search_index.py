@@ -45,6 +45,8 @@ def search(
     """(ids, cosine scores), each (queries, k), best first; missing hits are id -1, score
     -inf. One query may be a 1-D vector."""
     queries = np.atleast_2d(queries)
+    if index.base is None:
+        raise ValueError("search: the index holds no rows")
     if queries.shape[1] != index.base.d:
         raise ValueError(f"search: query width {queries.shape[1]} != index width {index.base.d}")
     return index.search(queries, k, nprobe)

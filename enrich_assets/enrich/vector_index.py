@@ -51,7 +51,7 @@ def chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def nlist_for(n: int, per_sqrt_n: float = 4.0) -> int:
+def nlist_for(n: int, per_sqrt_n: float) -> int:
     """IVF list count ~c*sqrt(n): balances the coarse assignment (n * nlist) against the
     list joins (n * nprobe * n / nlist)."""
     return max(16, int(per_sqrt_n * math.sqrt(n)))
@@ -134,7 +134,7 @@ def range_search(
     On IVF this is a join by list, not faiss's per-query scan: the queries probing a list are
     multiplied with its stored rows in one GEMM, several times faster on the same candidates.
     """
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    found = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))]
     if is_exact(index):
         for part in chunks(len(x)):
             lims, sims, ids = index.range_search(unit_rows(x[part]), threshold)
@@ -279,6 +279,8 @@ class KeyframeIndex:
 
     def save(self, stem: Path) -> None:
         """`<stem>.faiss` (the base, only when it changed) and `<stem>.delta.faiss`."""
+        if self.base is None:
+            raise ValueError(f"{stem}: nothing to save, the index holds no rows")
         base_path, delta_path = stem.with_suffix(".faiss"), stem.with_suffix(".delta.faiss")
         if not self.base_saved or is_exact(self.base):
             write_index(self.base, base_path)
