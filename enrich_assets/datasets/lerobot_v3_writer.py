@@ -188,8 +188,9 @@ class LeRobotV3Writer:
         self._total_frames += length
         return episode_index
 
-    def close(self) -> Path:
-        """Flush the open files, write meta/, and move the dataset into place."""
+    def close(self, extra_files: Mapping[str, bytes] | None = None) -> Path:
+        """Flush the open files, write meta/ and `extra_files` (relative path -> bytes),
+        then move the dataset into place."""
         if not self._episode_rows:
             self.abort()
             raise ValueError(f"{self.root}: no episodes were added; nothing to write")
@@ -197,6 +198,10 @@ class LeRobotV3Writer:
         for videos in self._videos.values():
             videos.close()
         self._write_meta()
+        for rel, data in (extra_files or {}).items():
+            path = self._tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         refuse_non_empty(self.root)
         if self.root.exists():
             self.root.rmdir()
