@@ -24,12 +24,13 @@ def cmd_sample_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from enrich_assets.defs.runs import materialize_dataset
     from enrich_assets.definitions import defs
+    from enrich_assets.defs.runs import materialize_dataset
 
     settings = load_settings()
-    report = materialize_dataset(defs, settings, Path(args.dataset), args.select,
-                                 _episodes(args.episodes), args.batch_size)
+    report = materialize_dataset(
+        defs, settings, Path(args.dataset), args.select, _episodes(args.episodes), args.batch_size
+    )
     print(f"dataset {report.dataset_id}: {report.episodes} episodes in {report.runs} Dagster runs")
     for asset, counts in sorted(report.summary.items()):
         print(f"  {asset:<24} " + "  ".join(f"{k}={v}" for k, v in counts.items()))

@@ -21,7 +21,9 @@ def main() -> int:
     root = settings.data_dir / "sample"
     if not (root / "meta" / "info.json").exists():
         write_sample_dataset(root, episodes=SAMPLE_EPISODES, seed=SAMPLE_SEED)
-        print(f"wrote the sample dataset ({SAMPLE_EPISODES} episodes, seed {SAMPLE_SEED}) to {root}")
+        print(
+            f"wrote the sample dataset ({SAMPLE_EPISODES} episodes, seed {SAMPLE_SEED}) to {root}"
+        )
     report = materialize_dataset(defs, settings, root)
     catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
     where = f"dataset_id = '{report.dataset_id}'"
@@ -33,7 +35,8 @@ def main() -> int:
     print(f"  keyframes: {keyframes.height}")
     if quality.height:
         print(
-            f"  quality flags: blurry={quality['tech_is_blurry'].sum()} dark={quality['tech_is_dark'].sum()}"
+            f"  quality flags: blurry={quality['tech_is_blurry'].sum()}"
+            f" dark={quality['tech_is_dark'].sum()}"
             f" overexposed={quality['tech_is_overexposed'].sum()}"
             f" mean score={quality['tech_quality_score'].mean():.3f}"
         )
@@ -43,12 +46,21 @@ def main() -> int:
         failed = checks.filter(~checks["passed"])
         print(f"  checks: {checks.height - failed.height} passed, {failed.height} failed")
         for row in failed.head(10).iter_rows(named=True):
-            print(f"    {row['severity']} {row['asset']}.{row['rule']} episode {row['episode_index']}: {row['message']}")
+            print(
+                f"    {row['severity']} {row['asset']}.{row['rule']} "
+                f"episode {row['episode_index']}: {row['message']}"
+            )
     for asset, ep, status, message in report.failures:
         print(f"  {status}: {asset} episode {ep}: {message}")
     print(f"  DuckDB catalog: {settings.duckdb_path}")
-    print(f"    .venv/bin/python -c \"import duckdb; print(duckdb.connect('{settings.duckdb_path}', read_only=True).sql('from tech_quality limit 5'))\"")
-    print(f"  Dagster UI: DAGSTER_HOME={settings.dagster_home} .venv/bin/dagster dev -w workspace.yaml  (or: make ui)")
+    print(
+        f'    .venv/bin/python -c "import duckdb; print(duckdb.connect('
+        f"'{settings.duckdb_path}', read_only=True).sql('from tech_quality limit 5'))\""
+    )
+    print(
+        f"  Dagster UI: make ui  (DAGSTER_HOME={settings.dagster_home} "
+        ".venv/bin/dagster dev -w workspace.yaml)"
+    )
     return 0 if report.ok else 1
 
 

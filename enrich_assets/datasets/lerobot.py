@@ -36,7 +36,9 @@ def read_info(root: Path) -> dict:
 def _inside(root: Path, relative: str, template_name: str) -> Path:
     path = (root / relative).resolve()
     if not path.is_relative_to(root.resolve()):
-        raise DatasetError(root / "meta" / "info.json", f"{template_name} escapes the dataset root: {relative}")
+        raise DatasetError(
+            root / "meta" / "info.json", f"{template_name} escapes the dataset root: {relative}"
+        )
     return path
 
 
@@ -49,9 +51,13 @@ class LeRobotReader:
         self.info = read_info(root)
         self.version = str(self.info["codebase_version"])
         if not self.version.startswith(("v2", "v3")):
-            raise DatasetError(root / "meta/info.json", f"unsupported codebase_version {self.version}")
+            raise DatasetError(
+                root / "meta/info.json", f"unsupported codebase_version {self.version}"
+            )
         self.fps = float(self.info["fps"])
-        self.cameras = sorted(k for k, f in self.info["features"].items() if f.get("dtype") == "video")
+        self.cameras = sorted(
+            k for k, f in self.info["features"].items() if f.get("dtype") == "video"
+        )
         if self.cameras and "video_path" not in self.info:
             raise DatasetError(root / "meta/info.json", "has video features but no video_path")
         self._check_templates()
@@ -63,9 +69,13 @@ class LeRobotReader:
             if template is None:
                 continue
             try:
-                relative = template.format(video_key=self.cameras[0] if self.cameras else "", **probe)
+                relative = template.format(
+                    video_key=self.cameras[0] if self.cameras else "", **probe
+                )
             except (KeyError, IndexError, ValueError) as exc:
-                raise DatasetError(self.root / "meta/info.json", f"bad {name} template {template!r}") from exc
+                raise DatasetError(
+                    self.root / "meta/info.json", f"bad {name} template {template!r}"
+                ) from exc
             _inside(self.root, relative, name)
 
     def episodes(self) -> list[EpisodeRef]:
@@ -109,11 +119,15 @@ class LeRobotReader:
             loc = {"chunk_index": row["data/chunk_index"], "file_index": row["data/file_index"]}
             videos = {
                 cam: VideoSlice(
-                    _inside(self.root, self.info["video_path"].format(
-                        video_key=cam,
-                        chunk_index=row[f"videos/{cam}/chunk_index"],
-                        file_index=row[f"videos/{cam}/file_index"],
-                    ), "video_path"),
+                    _inside(
+                        self.root,
+                        self.info["video_path"].format(
+                            video_key=cam,
+                            chunk_index=row[f"videos/{cam}/chunk_index"],
+                            file_index=row[f"videos/{cam}/file_index"],
+                        ),
+                        "video_path",
+                    ),
                     float(row[f"videos/{cam}/from_timestamp"]),
                 )
                 for cam in self.cameras
@@ -127,7 +141,11 @@ class LeRobotReader:
         chunk = index // int(self.info.get("chunks_size", 1000))
         loc = {"episode_chunk": chunk, "episode_index": index}
         videos = {
-            cam: VideoSlice(_inside(self.root, self.info["video_path"].format(video_key=cam, **loc), "video_path"))
+            cam: VideoSlice(
+                _inside(
+                    self.root, self.info["video_path"].format(video_key=cam, **loc), "video_path"
+                )
+            )
             for cam in self.cameras
         }
         return EpisodeRef(
@@ -148,7 +166,9 @@ def read_frames(ref: EpisodeRef, columns: tuple[str, ...] = FRAME_COLUMNS) -> pa
     try:
         schema = pq.read_schema(path)
         wanted = [c for c in dict.fromkeys(("frame_index", *columns)) if c in schema.names]
-        table = pq.read_table(path, columns=wanted, filters=[("episode_index", "=", ref.episode_index)])
+        table = pq.read_table(
+            path, columns=wanted, filters=[("episode_index", "=", ref.episode_index)]
+        )
     except (pa.ArrowInvalid, OSError) as exc:
         raise EpisodeError(path, f"unreadable parquet ({exc})") from exc
     if table.num_rows != ref.length:

@@ -1,4 +1,4 @@
-"""Video decoding with PyAV: seek to the frames that are wanted, never decode a whole file for a few.
+"""Video decoding with PyAV: seek to the wanted frames; never decode a whole file for a few.
 
 LeRobot v3.0 concatenates episodes in one mp4, so a frame lives at
 `from_timestamp + timestamp`; v2.1 has one file per episode (`from_timestamp` = 0).
@@ -44,7 +44,9 @@ def probe(path: Path) -> VideoInfo:
     with container:
         stream = container.streams.video[0]
         tb = float(stream.time_base)
-        duration = (stream.duration or 0) * tb if stream.duration else (container.duration or 0) / 1e6
+        duration = (
+            (stream.duration or 0) * tb if stream.duration else (container.duration or 0) / 1e6
+        )
         return VideoInfo(
             codec=stream.codec_context.codec.canonical_name,
             width=stream.codec_context.width,
@@ -62,7 +64,9 @@ def decode_at(path: Path, timestamps: Sequence[float], fps: float) -> list[np.nd
     return out  # type: ignore[return-value]
 
 
-def iter_decode_at(path: Path, timestamps: Sequence[float], fps: float) -> Iterator[tuple[int, np.ndarray]]:
+def iter_decode_at(
+    path: Path, timestamps: Sequence[float], fps: float
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (position in `timestamps`, frame) in time order, holding one frame at a time.
 
     Each target is matched to the decoded frame nearest to it, within half a frame period;
@@ -82,7 +86,9 @@ def iter_decode_at(path: Path, timestamps: Sequence[float], fps: float) -> Itera
             frames = _frames_after_seeks(container, stream, targets, tb)
             for slot, target, frame in zip(order, targets, frames, strict=True):
                 if frame is None or abs(frame.pts * tb - target) > tolerance:
-                    raise EpisodeError(path, f"no frame at t={target:.6f}s (video ends or is corrupt)")
+                    raise EpisodeError(
+                        path, f"no frame at t={target:.6f}s (video ends or is corrupt)"
+                    )
                 yield int(slot), frame.to_ndarray(format="rgb24")
     except av.error.FFmpegError as exc:
         raise EpisodeError(path, f"video is corrupt or truncated ({exc})") from exc

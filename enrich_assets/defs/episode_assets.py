@@ -79,7 +79,12 @@ def materialize_episodes(
             try:
                 output = compute(pipeline.episode(dataset_id, episode_index))
                 part = f"{episode_index:06d}"
-                catalog.write(table, dataset_id, part, to_table(table, [{**ids, **r, **now} for r in output.rows]))
+                catalog.write(
+                    table,
+                    dataset_id,
+                    part,
+                    to_table(table, [{**ids, **r, **now} for r in output.rows]),
+                )
                 rows_written += len(output.rows)
                 _record_rules(catalog, table, ids, output.outcomes, now)
                 for o in output.outcomes:
@@ -87,14 +92,21 @@ def materialize_episodes(
             except DatasetError as exc:
                 status, message = "failed", str(exc)
             except Exception as exc:  # one episode's bug must not sink the batch
-                status, message = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                status, message = (
+                    "failed",
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                )
                 context.log.error(f"{key}: {traceback.format_exc()}")
             if status == "failed":
                 failed[key] = message
                 context.log.error(f"{table} failed for {key}: {message}")
         catalog.write(
-            STATUS, dataset_id, f"{table}-{episode_index:06d}",
-            to_table(STATUS, [{**ids, "asset": table, "status": status, "message": message, **now}]),
+            STATUS,
+            dataset_id,
+            f"{table}-{episode_index:06d}",
+            to_table(
+                STATUS, [{**ids, "asset": table, "status": status, "message": message, **now}]
+            ),
         )
     if len(keys) == 1 and failed:
         raise dg.Failure(description=next(iter(failed.values())), metadata={"episode": keys[0]})
@@ -116,15 +128,24 @@ def materialize_episodes(
 
 def _record_rules(catalog, table: str, ids: dict, outcomes: list[RuleOutcome], now: dict) -> None:  # noqa: ANN001
     rows = [
-        {**ids, "asset": table, "rule": o.rule, "severity": str(o.severity), "passed": o.passed,
-         "message": o.message, **now}
+        {
+            **ids,
+            "asset": table,
+            "rule": o.rule,
+            "severity": str(o.severity),
+            "passed": o.passed,
+            "message": o.message,
+            **now,
+        }
         for o in outcomes
     ]
     part = f"{table}-{ids['episode_index']:06d}"
     catalog.write(VALIDATION, ids["dataset_id"], part, to_table(VALIDATION, rows))
 
 
-def _summary(rule: str, results: list[tuple[str, RuleOutcome]], severity: Severity) -> dg.AssetCheckResult:
+def _summary(
+    rule: str, results: list[tuple[str, RuleOutcome]], severity: Severity
+) -> dg.AssetCheckResult:
     failing = {key: o.message for key, o in results if not o.passed}
     return dg.AssetCheckResult(
         check_name=rule,

@@ -26,5 +26,7 @@ def image_metadata(artifact_dir: Path, name: str, image: np.ndarray) -> dict[str
     }
 
 
-def contact_sheet_metadata(artifact_dir: Path, images: list[np.ndarray]) -> dict[str, dg.MetadataValue]:
+def contact_sheet_metadata(
+    artifact_dir: Path, images: list[np.ndarray]
+) -> dict[str, dg.MetadataValue]:
     return image_metadata(artifact_dir, "contact_sheet", contact_sheet(images))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
+
+# backfill_policy and range runs are marked beta in 1.13; we rely on them knowingly
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 episodes = dg.DynamicPartitionsDefinition(name="episodes")
 

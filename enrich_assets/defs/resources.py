@@ -24,7 +24,9 @@ class PipelineResource(dg.ConfigurableResource):
 
     @property
     def settings(self) -> Settings:
-        return Settings(data_dir=Path(self.data_dir), dataset_roots=tuple(map(Path, self.dataset_roots)))
+        return Settings(
+            data_dir=Path(self.data_dir), dataset_roots=tuple(map(Path, self.dataset_roots))
+        )
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -54,5 +56,7 @@ class PipelineResource(dg.ConfigurableResource):
             refs[dataset_id] = {e.episode_index: e for e in self.reader(dataset_id).episodes()}
         if episode_index not in refs[dataset_id]:
             root = self.registry.root_of(dataset_id)
-            raise EpisodeError(root / "meta", f"episode {episode_index} is no longer in the dataset")
+            raise EpisodeError(
+                root / "meta", f"episode {episode_index} is no longer in the dataset"
+            )
         return refs[dataset_id][episode_index]

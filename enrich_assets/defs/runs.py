@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
 
 from enrich_assets.datasets.lerobot import LeRobotReader, open_lerobot
 from enrich_assets.defs.jobs import range_tags
@@ -42,7 +43,7 @@ def parse_selection(text: str) -> dg.AssetSelection:
     """Dagster's selection syntax (`key:a+`), or the older comma list (`*a*,b`)."""
     try:
         return dg.AssetSelection.from_string(text)
-    except dg.DagsterInvalidAssetSelectionError:
+    except DagsterInvalidAssetSelectionError:
         if "," not in text:
             raise
     parts = [dg.AssetSelection.from_string(p.strip()) for p in text.split(",") if p.strip()]
@@ -59,15 +60,16 @@ class Registration:
     keys: list[str]
 
 
-def register_dataset(settings: Settings, instance: dg.DagsterInstance, root: Path,
-                     only: list[int] | None = None) -> Registration:
+def register_dataset(
+    settings: Settings, instance: dg.DagsterInstance, root: Path, only: list[int] | None = None
+) -> Registration:
     dataset_id = DatasetRegistry(settings.registry_path).register(root)
     reader = open_lerobot(root.resolve(), dataset_id)
     indices = [e.episode_index for e in reader.episodes()]
     if only is not None:
         unknown = sorted(set(only) - set(indices))
         if unknown:
-            raise ValueError(f"{root}: no episodes {unknown} (it has {len(indices)}: {indices[0]}..{indices[-1]})")
+            raise ValueError(f"{root}: no episodes {unknown} (it has {indices[0]}..{indices[-1]})")
         indices = [i for i in indices if i in set(only)]
     all_keys = [partition_key(dataset_id, i) for i in (e.episode_index for e in reader.episodes())]
     known = set(instance.get_dynamic_partitions(episodes.name))
@@ -98,7 +100,9 @@ class MaterializeReport:
     runs: int = 0
     failed_runs: list[str] = field(default_factory=list)
     summary: dict[str, dict[str, int]] = field(default_factory=dict)
-    failures: list[tuple[str, int, str, str]] = field(default_factory=list)  # asset, ep, status, message
+    failures: list[tuple[str, int, str, str]] = field(
+        default_factory=list
+    )  # asset, ep, status, message
     checks_failing: list[tuple[str, int, str, str]] = field(default_factory=list)
 
     @property
@@ -106,8 +110,14 @@ class MaterializeReport:
         return not self.failed_runs and not any(s == "failed" for _, _, s, _ in self.failures)
 
 
-def materialize_dataset(defs: dg.Definitions, settings: Settings, root: Path, select: str = "*",
-                        only: list[int] | None = None, batch_size: int | None = None) -> MaterializeReport:
+def materialize_dataset(
+    defs: dg.Definitions,
+    settings: Settings,
+    root: Path,
+    select: str = "*",
+    only: list[int] | None = None,
+    batch_size: int | None = None,
+) -> MaterializeReport:
     instance = dagster_instance(settings)
     reg = register_dataset(settings, instance, root, only)
     graph = defs.resolve_asset_graph()
@@ -119,8 +129,15 @@ def materialize_dataset(defs: dg.Definitions, settings: Settings, root: Path, se
     report = MaterializeReport(reg.dataset_id, len(reg.keys))
 
     def run(keys: list[dg.AssetKey], expect_failure: bool = False, **kwargs) -> None:  # noqa: ANN003
-        result = dg.materialize(assets, instance=instance, resources=resources, selection=keys,
-                                raise_on_error=False, run_config=QUIET, **kwargs)
+        result = dg.materialize(
+            assets,
+            instance=instance,
+            resources=resources,
+            selection=keys,
+            raise_on_error=False,
+            run_config=QUIET,
+            **kwargs,
+        )
         report.runs += 1
         if not result.success and not expect_failure:
             report.failed_runs.append(result.run_id)
@@ -140,15 +157,20 @@ def materialize_dataset(defs: dg.Definitions, settings: Settings, root: Path, se
     return summarize(settings, reg, report, names)
 
 
-def _episode_rows(catalog: Catalog, table: str, reg: Registration, where: str) -> list[tuple[str, dict]]:
+def _episode_rows(
+    catalog: Catalog, table: str, reg: Registration, where: str
+) -> list[tuple[str, dict]]:
     wanted = set(reg.keys)
     frame = catalog.read(table, reg.dataset_id, where=where)
-    rows = [(partition_key(reg.dataset_id, r["episode_index"]), r) for r in frame.iter_rows(named=True)]
+    rows = [
+        (partition_key(reg.dataset_id, r["episode_index"]), r) for r in frame.iter_rows(named=True)
+    ]
     return [(k, r) for k, r in rows if k in wanted]
 
 
-def summarize(settings: Settings, reg: Registration, report: MaterializeReport,
-              assets: set[str] | None = None) -> MaterializeReport:
+def summarize(
+    settings: Settings, reg: Registration, report: MaterializeReport, assets: set[str] | None = None
+) -> MaterializeReport:
     catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
     catalog.refresh_views()
     for _, row in _episode_rows(catalog, STATUS, reg, "true"):
@@ -157,8 +179,12 @@ def summarize(settings: Settings, reg: Registration, report: MaterializeReport,
         counts = report.summary.setdefault(row["asset"], {"ok": 0, "failed": 0, "quarantined": 0})
         counts[row["status"]] = counts.get(row["status"], 0) + 1
         if row["status"] != "ok":
-            report.failures.append((row["asset"], row["episode_index"], row["status"], row["message"]))
+            report.failures.append(
+                (row["asset"], row["episode_index"], row["status"], row["message"])
+            )
     for _, row in _episode_rows(catalog, VALIDATION, reg, "NOT passed"):
         if assets is None or row["asset"] in assets:
-            report.checks_failing.append((row["asset"], row["episode_index"], row["rule"], row["message"]))
+            report.checks_failing.append(
+                (row["asset"], row["episode_index"], row["rule"], row["message"])
+            )
     return report

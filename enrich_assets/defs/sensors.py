@@ -1,6 +1,5 @@
 """`new_episodes`: adds a partition for every new episode on disk and requests batched runs."""
 
-
 import json
 
 import dagster as dg
@@ -15,7 +14,9 @@ from enrich_assets.partition_keys import partition_key
 
 
 @dg.sensor(job=enrich_episodes_job, minimum_interval_seconds=30)
-def new_episodes(context: dg.SensorEvaluationContext, pipeline: PipelineResource) -> dg.SensorResult:
+def new_episodes(
+    context: dg.SensorEvaluationContext, pipeline: PipelineResource
+) -> dg.SensorResult:
     """Scan dataset roots; the cursor holds each dataset's metadata signature, so an
     unchanged dataset costs a few stat calls per tick. Episodes that vanished from disk
     are reported in the tick's log and kept, with their rows, in the catalog."""
@@ -34,18 +35,29 @@ def new_episodes(context: dg.SensorEvaluationContext, pipeline: PipelineResource
         if cursor.get(dataset_id) == signature:
             continue
         try:
-            on_disk = [partition_key(dataset_id, e.episode_index) for e in open_lerobot(root, dataset_id).episodes()]
+            on_disk = [
+                partition_key(dataset_id, e.episode_index)
+                for e in open_lerobot(root, dataset_id).episodes()
+            ]
         except DatasetError as exc:
             context.log.error(f"dataset {dataset_id} cannot be registered: {exc}")
             continue
-        gone = sorted(k for k in known if k.startswith(f"{dataset_id}:ep") and k not in set(on_disk))
+        gone = sorted(
+            k for k in known if k.startswith(f"{dataset_id}:ep") and k not in set(on_disk)
+        )
         if gone:
-            context.log.warning(f"{len(gone)} episodes of {dataset_id} vanished from disk; kept in the catalog: {gone[:10]}")
+            context.log.warning(
+                f"{len(gone)} episodes of {dataset_id} vanished from disk; "
+                f"kept in the catalog: {gone[:10]}"
+            )
         new = [k for k in on_disk if k not in known]
         for i in range(0, len(new), batch):
             chunk = new[i : i + batch]
             requests.append(
-                dg.RunRequest(run_key=f"{chunk[0]}..{chunk[-1]}@{signature}", tags=range_tags(chunk[0], chunk[-1]))
+                dg.RunRequest(
+                    run_key=f"{chunk[0]}..{chunk[-1]}@{signature}",
+                    tags=range_tags(chunk[0], chunk[-1]),
+                )
             )
         added.extend(new)
         cursor[dataset_id] = signature

@@ -28,7 +28,9 @@ def dataset_status(settings: Settings, root: Path) -> str:
         done = sum(1 for s in dagster_status.values() if s == dg.AssetPartitionStatus.MATERIALIZED)
         failed = sum(1 for s in dagster_status.values() if s == dg.AssetPartitionStatus.FAILED)
         rows = status.filter(status["asset"] == asset)
-        counts = {s: rows.filter(rows["status"] == s).height for s in ("ok", "failed", "quarantined")}
+        counts = {
+            s: rows.filter(rows["status"] == s).height for s in ("ok", "failed", "quarantined")
+        }
         lines.append(
             f"  {asset:<24} dagster: materialized={done}/{len(keys)} failed={failed}  catalog: "
             + "  ".join(f"{k}={v}" for k, v in counts.items())
@@ -39,6 +41,7 @@ def dataset_status(settings: Settings, root: Path) -> str:
     lines.append(f"  checks failing: {checks.height}")
     for row in checks.head(20).iter_rows(named=True):
         lines.append(
-            f"    {row['severity']} {row['asset']}.{row['rule']} episode {row['episode_index']}: {row['message']}"
+            f"    {row['severity']} {row['asset']}.{row['rule']} "
+            f"episode {row['episode_index']}: {row['message']}"
         )
     return "\n".join(lines)

@@ -85,7 +85,11 @@ def check_keyframes(
         outcome("keyframe_per_camera", [f"no keyframe for {c}" for c in cameras if c not in have]),
         outcome(
             "keyframe_timestamp_exact",
-            [f"{c} t={t!r} is not a frame timestamp" for c, t in keyframes if np.float32(t) not in real],
+            [
+                f"{c} t={t!r} is not a frame timestamp"
+                for c, t in keyframes
+                if np.float32(t) not in real
+            ],
         ),
     ]
 

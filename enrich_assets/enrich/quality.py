@@ -57,7 +57,7 @@ def score_image(image: np.ndarray, cfg: QualityConfig) -> dict[str, float | bool
         "tech_blur_laplacian_var": sharpness,
         "tech_brightness": brightness,
         "tech_completeness": completeness,
-        "tech_quality_score": float(np.clip(composite, 0.0, 1.0)),
+        "tech_quality_score": float(composite),
         "tech_is_blurry": sharpness < cfg.blur_threshold,
         "tech_is_dark": brightness < cfg.dark_threshold,
         "tech_is_overexposed": brightness > cfg.bright_threshold,
@@ -72,5 +72,7 @@ def check_quality(rows: list[dict], expected_rows: int) -> list[RuleOutcome]:
         for k in ("tech_quality_score", "tech_completeness")
         if not (np.isfinite(r[k]) and 0.0 <= r[k] <= 1.0)
     ]
-    counts = [] if len(rows) == expected_rows else [f"{len(rows)} rows for {expected_rows} keyframes"]
+    counts = (
+        [] if len(rows) == expected_rows else [f"{len(rows)} rows for {expected_rows} keyframes"]
+    )
     return [outcome("quality_in_unit_range", bad), outcome("quality_row_count", counts)]

@@ -39,7 +39,7 @@ class Catalog:
         data = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
         path = self._path(table, dataset_id, part)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".partial")
         os.close(fd)
         try:
             pq.write_table(data, tmp)
@@ -63,7 +63,9 @@ class Catalog:
         if not self.has(table, dataset_id):
             return pl.DataFrame()
         with duckdb.connect() as conn:
-            query = f"SELECT * FROM read_parquet('{self._glob(table, dataset_id)}', union_by_name=true)"
+            query = (
+                f"SELECT * FROM read_parquet('{self._glob(table, dataset_id)}', union_by_name=true)"
+            )
             return conn.sql(f"{query} WHERE {where}").pl()
 
     def tables(self) -> list[str]:
