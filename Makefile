@@ -1,7 +1,7 @@
 # The two quickstart commands: `make demo` and `make test`. Each sets up .venv itself.
 VENV := .venv
 PY := $(VENV)/bin/python
-export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 .PHONY: setup demo test lint ui bench
 
@@ -22,4 +22,5 @@ lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 ui: setup
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1
+	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/ || true
+	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,7 +29,7 @@ def _catalog(settings) -> Catalog:  # noqa: ANN001
     return Catalog(settings.catalog_dir, settings.duckdb_path)
 
 
-def test_definitions_load_and_validate() -> None:
+def test_definitions_load_and_validate(settings) -> None:  # noqa: ANN001
     defs = _defs()
     graph = defs.resolve_asset_graph()
     names = {k.to_user_string() for k in graph.get_all_asset_keys()}
@@ -43,6 +44,7 @@ def test_definitions_load_and_validate() -> None:
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "DAGSTER_HOME": str(dagster_instance(settings).root_directory)},
     )
     assert out.returncode == 0, out.stderr[-2000:]
 

@@ -7,6 +7,7 @@ marks exactly that partition failed, with the message, and the others stay mater
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -36,7 +37,10 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     if not (home / "dagster.yaml").exists() and REPO_DAGSTER_YAML.exists():
         shutil.copy(REPO_DAGSTER_YAML, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    # two processes creating a new SQLite instance at once race on its schema: serialise that
+    with open(home / ".init.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()
 
 
 def parse_selection(text: str) -> dg.AssetSelection:
