@@ -108,8 +108,11 @@ rotate rotates rotated rotating | slide slides slid sliding | stack stacks stack
 transfer transfers transferred transferring | turn turns turned turning
 wipe wipes wiped wiping
 """
-ACTION_LEMMAS = {
-    form: forms.split()[0] for forms in _ACTION_FORMS.split("|") for form in forms.split()
+ACTION_LEMMAS = {  # every form -> its lemma (the first form of its group)
+    form: group.split()[0]
+    for group in re.split(r"[|\n]", _ACTION_FORMS)
+    if group.strip()
+    for form in group.split()
 }
 
 
