@@ -93,7 +93,9 @@ def test_task_from_video_modes(mode, task, derived):
     client, plan, _, _ = run_all(
         episode_timestamps(10), LanguageSettings(derive_task=mode), task=task
     )
-    assert ("task_from_video" in [r.kind for r in client.requests]) == derived
+    derive = [r for r in client.requests if r.kind == "task_from_video"]
+    assert len(derive) == derived
+    assert all(len(r.images) == 11 for r in derive)  # every sampled frame of the 10 s
     assert plan.task == ("pick up the yellow bottle from the table" if derived else task)
 
 
@@ -135,6 +137,11 @@ def test_failed_segment_call_gives_no_plan_and_a_warning():
     outcomes = validate_episode({"plan": plan.rows}, ts, CAMERAS)
     assert blocking(outcomes) == []
     assert [o.rule for o in outcomes if not o.passed] == ["language_plan_present"]
+
+
+def test_an_episode_without_frames_is_refused():
+    with pytest.raises(ValueError, match="episode 4 has no frames"):
+        run_plan(4, np.array([], np.float32), fetch, CAMERAS[0], TASK, ScriptedVLM(), DEFAULTS)
 
 
 def test_interjection_positions_are_seeded_boundaries():

@@ -126,6 +126,8 @@ def interjection_positions(
     frozen recording stays consistent. Both the plan (refresh) and the interjections
     module call this and get the same positions.
     """
+    if len(subtasks) < 2:
+        return []
     t0 = float(timestamps[0])
     candidates = [
         s.start
@@ -155,37 +157,69 @@ def run_plan(
     settings: LanguageSettings,
 ) -> PlanOutput:
     """All rows of the plan module for one episode (persistent styles only)."""
+    if len(timestamps) == 0:
+        raise ValueError(f"episode {episode_index} has no frames")
     replies: list[VLMReply] = []
     failures: list[str] = []
-    windows = split_windows(
-        sample_positions(timestamps, settings.plan_fps), settings.max_frames_per_call
+    positions = sample_positions(timestamps, settings.plan_fps)
+    if task_needs_deriving(task, settings):
+        task = _derive_task(task, positions, fetch, camera, client, settings, replies, failures)
+    subtasks = _subtasks(
+        timestamps, positions, fetch, camera, task, client, settings, replies, failures
     )
+    rows = _task_aug_rows(task, timestamps, client, settings, replies, failures)
+    rows += _subtask_rows(subtasks, timestamps, episode_index, settings)
+    outcomes = [outcome("language_plan_calls", failures, Severity.WARN)]
+    return PlanOutput(rows, outcomes, replies, subtasks, task)
+
+
+def _derive_task(
+    task: str,
+    positions: list[int],
+    fetch: FrameFetch,
+    camera: str,
+    client: VLMClient,
+    settings: LanguageSettings,
+    replies: list[VLMReply],
+    failures: list[str],
+) -> str:
+    """The task read from the video (frames spread over the episode), or `task` on failure."""
+    picks = np.linspace(0, len(positions) - 1, min(len(positions), settings.max_frames_per_call))
+    overview = sorted({positions[int(i)] for i in picks.round()})
+    request = _request(
+        "task_from_video",
+        fetch(camera, overview),
+        settings,
+        task=task or "(none)",
+        frames=frames_line(overview),
+    )
+    reply = client.complete(request)
+    replies.append(reply)
+    derived = reply.parsed.get("task") if isinstance(reply.parsed, dict) else None
+    if isinstance(derived, str) and derived.strip():
+        return derived.strip()
+    failures.append(f"task_from_video: {reply.error or 'no task in the answer'}")
+    return task
+
+
+def _subtasks(
+    timestamps: np.ndarray,
+    positions: list[int],
+    fetch: FrameFetch,
+    camera: str,
+    task: str,
+    client: VLMClient,
+    settings: LanguageSettings,
+    replies: list[VLMReply],
+    failures: list[str],
+) -> list[Subtask]:
+    """Describe then segment each window of frames; stitch all spans into one cover."""
+    windows = split_windows(positions, settings.max_frames_per_call)
     images = [fetch(camera, w) for w in windows]
 
-    if task_needs_deriving(task, settings):
-        overview = sorted({w[len(w) // 2] for w in windows} | {w[0] for w in windows})
-        reply = client.complete(
-            _request(
-                "task_from_video",
-                fetch(camera, overview),
-                settings,
-                task=task or "(none)",
-                frames=frames_line(overview),
-            )
-        )
-        replies.append(reply)
-        derived = reply.parsed.get("task") if isinstance(reply.parsed, dict) else None
-        if isinstance(derived, str) and derived.strip():
-            task = derived.strip()
-        else:
-            failures.append(f"task_from_video: {reply.error or 'no task in the answer'}")
-
     def fields(w: list[int]) -> dict[str, object]:
-        return {
-            "task": task or "(none)",
-            "frames": frames_line(w),
-            "timestamps": timestamps_line(timestamps, w),
-        }
+        frames, times = frames_line(w), timestamps_line(timestamps, w)
+        return {"task": task or "(none)", "frames": frames, "timestamps": times}
 
     narrations = client.complete_many(
         [
@@ -193,12 +227,9 @@ def run_plan(
             for w, im in zip(windows, images, strict=True)
         ]
     )
-    segment_requests = []
-    for w, im, narration in zip(windows, images, narrations, strict=True):
-        text = "" if narration.error else narration.text.strip()
-        if not text:
-            failures.append(f"plan_describe frames {w[0]}-{w[-1]}: {narration.error or 'empty'}")
-        segment_requests.append(
+    texts = ["" if n.error else n.text.strip() for n in narrations]
+    segments = client.complete_many(
+        [
             _request(
                 "plan_segment",
                 im,
@@ -207,24 +238,22 @@ def run_plan(
                 max_steps=settings.max_subtasks,
                 **fields(w),
             )
-        )
-    segments = client.complete_many(segment_requests)
+            for w, im, text in zip(windows, images, texts, strict=True)
+        ]
+    )
     replies += [*narrations, *segments]
 
     starts: list[tuple[int, str]] = []
-    for w, reply in zip(windows, segments, strict=True):
-        spans = _segment_spans(reply, w)
+    for w, narration, text, segment in zip(windows, narrations, texts, segments, strict=True):
+        if not text:
+            failures.append(f"plan_describe frames {w[0]}-{w[-1]}: {narration.error or 'empty'}")
+        spans = _segment_spans(segment, w)
         if spans is None:
             failures.append(
-                f"plan_segment frames {w[0]}-{w[-1]}: {reply.error or 'no usable subtasks'}"
+                f"plan_segment frames {w[0]}-{w[-1]}: {segment.error or 'no usable subtasks'}"
             )
         starts += spans or []
-    subtasks = stitch_cover(starts, len(timestamps))
-
-    rows = _task_aug_rows(task, timestamps, client, settings, replies, failures)
-    rows += _subtask_rows(subtasks, timestamps, episode_index, settings)
-    outcomes = [outcome("language_plan_calls", failures, Severity.WARN)]
-    return PlanOutput(rows, outcomes, replies, subtasks, task)
+    return stitch_cover(starts, len(timestamps))
 
 
 def _task_aug_rows(
