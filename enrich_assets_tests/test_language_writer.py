@@ -15,6 +15,7 @@ from enrich_assets.datasets.lerobot_language_writer import (
     EVENTS_TYPE,
     PERSISTENT_TYPE,
     LanguageValidationError,
+    write_from_staging,
     write_language_columns,
 )
 from enrich_assets.enrich.language import staging
@@ -85,6 +86,7 @@ def test_writes_both_columns_and_keeps_everything_else(dataset):
     assert table.schema.field("language_events").type == EVENTS_TYPE
     assert written.schema_arrow.metadata == original_meta
     assert written.metadata.num_row_groups == 8
+    assert sorted(p.name for p in (dataset / DATA).parent.iterdir()) == ["file-000.parquet"]
     row_group_episodes = [
         set(written.read_row_group(i, columns=["episode_index"]).column(0).to_pylist())
         for i in range(8)
@@ -122,8 +124,8 @@ def test_writes_both_columns_and_keeps_everything_else(dataset):
         assert info["features"][column] == {"dtype": "language", "shape": [1], "names": None}
     assert info["tools"] == [OTHER_TOOL, SAY_TOOL_SCHEMA]
 
-    # running again replaces the columns instead of adding more, and keeps one say tool
-    write_language_columns(dataset, dataset / DATA, staged)
+    # running again (from the staging tree) replaces the columns, keeps one say tool
+    write_from_staging(dataset, dataset / DATA)
     again = pq.read_table(dataset / DATA)
     assert again.column_names == table.column_names and again.equals(table)
     assert json.loads((dataset / "meta" / "info.json").read_text())["tools"] == info["tools"]

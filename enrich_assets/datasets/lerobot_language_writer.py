@@ -32,6 +32,7 @@ from enrich_assets.enrich.language.rows import (
     LanguageRow,
     column_for_style,
 )
+from enrich_assets.enrich.language.staging import STAGING_DIR, read_episode
 from enrich_assets.enrich.language.validator import blocking, validate_episode
 
 LANGUAGE_FEATURE = {"dtype": "language", "shape": [1], "names": None}
@@ -118,9 +119,13 @@ def language_columns(
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock beside `path`: never two writers on one file."""
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+def _locked(dataset_root: Path, path: Path) -> Iterator[None]:
+    """An exclusive lock per dataset file: never two writers on one file. The lock files
+    live in the staging folder, so the dataset itself gets no extra files."""
+    name = str(path.resolve().relative_to(dataset_root.resolve())).replace(os.sep, "__")
+    lock_path = dataset_root / STAGING_DIR / "locks" / f"{name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -149,7 +154,7 @@ def write_language_columns(
     """
     info = json.loads((dataset_root / "meta" / "info.json").read_text())
     cameras = camera_keys(info)
-    with _locked(data_file):
+    with _locked(dataset_root, data_file):
         table = pq.read_table(data_file)
         table = table.drop_columns(
             [c for c in (LANGUAGE_PERSISTENT, LANGUAGE_EVENTS) if c in table.column_names]
@@ -177,10 +182,11 @@ def write_language_columns(
 
         table = table.append_column(LANGUAGE_PERSISTENT, _column(persistent, PERSISTENT_TYPE))
         table = table.append_column(LANGUAGE_EVENTS, _column(events, EVENTS_TYPE))
-        compression = pq.ParquetFile(data_file).metadata.row_group(0).column(0).compression
+        codec = pq.ParquetFile(data_file).metadata.row_group(0).column(0).compression
+        compression = "none" if codec == "UNCOMPRESSED" else codec.lower()  # keep the source's
 
         def write(tmp: str) -> None:
-            with pq.ParquetWriter(tmp, table.schema, compression=compression.lower()) as writer:
+            with pq.ParquetWriter(tmp, table.schema, compression=compression) as writer:
                 for _, a, b in spans:
                     writer.write_table(table.slice(a, b - a))  # one row group per episode
 
@@ -189,10 +195,17 @@ def write_language_columns(
     return WriteSummary(data_file, [ep for ep, _, _ in spans], *counts)
 
 
+def write_from_staging(dataset_root: Path, data_file: Path) -> WriteSummary:
+    """`write_language_columns` with each episode's rows read from the staging tree."""
+    episodes = pq.read_table(data_file, columns=["episode_index"]).column(0).to_numpy()
+    staged = {int(ep): read_episode(dataset_root, int(ep)) for ep in np.unique(episodes)}
+    return write_language_columns(dataset_root, data_file, staged)
+
+
 def update_info(dataset_root: Path) -> None:
     """Declare both language features and append the `say` tool, keeping other tools."""
     path = dataset_root / "meta" / "info.json"
-    with _locked(path):
+    with _locked(dataset_root, path):
         info = json.loads(path.read_text())
         info["features"][LANGUAGE_PERSISTENT] = dict(LANGUAGE_FEATURE)
         info["features"][LANGUAGE_EVENTS] = dict(LANGUAGE_FEATURE)
