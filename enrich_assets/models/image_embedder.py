@@ -201,7 +201,9 @@ def _checkpoint_file(spec: ModelSpec, tag_cfg: dict[str, Any]) -> Path:
         )
     if not tag_cfg.get("hf_hub"):
         url = tag_cfg.get("url", "?")
-        raise missing_weights(spec, "no hub copy", f"curl -LO {url}", "pretrained (a file)")
+        raise missing_weights(
+            spec, "nowhere (the tag has no hub copy)", f"curl -LO {url}", "pretrained (a file)"
+        )
     from huggingface_hub import hf_hub_download
 
     repo, filename = os.path.split(tag_cfg["hf_hub"])
@@ -211,7 +213,13 @@ def _checkpoint_file(spec: ModelSpec, tag_cfg: dict[str, Any]) -> Path:
     for name in [*safe, filename]:
         try:
             return Path(
-                hf_hub_download(repo, name, revision=spec.revision, local_files_only=hub_offline())
+                hf_hub_download(
+                    repo,
+                    name,
+                    revision=spec.revision,
+                    cache_dir=hub_cache(),
+                    local_files_only=hub_offline(),
+                )
             )
         except Exception as err:  # not cached / not on the hub: try the next name, then report
             errors.append(f"{name}: {type(err).__name__}")

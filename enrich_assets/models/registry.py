@@ -76,7 +76,7 @@ def load_model_spec(
         raise ValueError(f"{path}: model {name!r} has unknown fields {sorted(unknown)}")
     spec = ModelSpec(name=name, **entry)
     if spec.task != task:
-        raise ValueError(f"{path}: model {name!r} is a {spec.task} model, not {task}")
+        raise ValueError(f"{path}: model {name!r} is for task {spec.task!r}, not {task!r}")
     return spec
 
 

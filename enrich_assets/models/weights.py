@@ -30,6 +30,7 @@ def hub_offline() -> bool:
 
 
 def hub_cache() -> str:
+    """$HF_HUB_CACHE as set now, else huggingface_hub's default."""
     from huggingface_hub import constants
 
     return os.environ.get("HF_HUB_CACHE", constants.HF_HUB_CACHE)
@@ -58,6 +59,7 @@ def load_transformers(loader: Any, spec: ModelSpec, **kwargs: Any) -> Any:
         return loader.from_pretrained(
             str(local) if local.is_absolute() else spec.id,
             revision=spec.revision,
+            cache_dir=hub_cache(),
             local_files_only=hub_offline(),
             **kwargs,
         )
@@ -75,7 +77,9 @@ def transformers_revision(spec: ModelSpec) -> str:
         return weights_digest(files)
     from huggingface_hub import snapshot_download
 
-    snapshot = snapshot_download(spec.id, revision=spec.revision, local_files_only=True)
+    snapshot = snapshot_download(
+        spec.id, revision=spec.revision, cache_dir=hub_cache(), local_files_only=True
+    )
     return Path(snapshot).name
 
 
