@@ -121,7 +121,8 @@ def image_tensors(images: list[np.ndarray], device: torch.device) -> list[torch.
             raise ValueError(
                 f"image {i}: expected uint8 HxWx3 RGB, got {image.dtype} {tuple(image.shape)}"
             )
-        tensors.append(torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1))
+        array = np.require(image, requirements=["C", "W"])  # torch wants writable memory
+        tensors.append(torch.from_numpy(array).to(device).permute(2, 0, 1))
     return tensors
 
 

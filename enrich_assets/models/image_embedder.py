@@ -169,9 +169,7 @@ def _open_clip_model(spec: ModelSpec) -> tuple[Any, str, str]:
     import open_clip
 
     if spec.random_init:
-        tiny.register_open_clip_config(spec)
-        model = open_clip.create_model(spec.id, pretrained=None)
-        return model, RANDOM_INIT, tiny.random_init_id(spec)
+        return tiny.build_open_clip(spec), RANDOM_INIT, tiny.random_init_id(spec)
     if not spec.pretrained:
         raise ValueError(f"model {spec.name!r}: open_clip needs `pretrained` (a tag or a file)")
     tag_cfg = open_clip.get_pretrained_cfg(spec.id, spec.pretrained)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import string
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,16 @@ def random_init_id(spec: ModelSpec) -> str:
     return f"{spec.name}:{RANDOM_INIT}"
 
 
+@contextmanager
+def _seeded(seed: int = 0) -> Iterator[None]:
+    """The same random weights on every build, without touching the caller's RNG state."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def register_open_clip_config(spec: ModelSpec) -> None:
     """Make `spec.id` a known open_clip architecture (open_clip reads configs from JSON files)."""
     import open_clip
@@ -31,6 +43,15 @@ def register_open_clip_config(spec: ModelSpec) -> None:
     folder = Path(tempfile.mkdtemp(prefix="open_clip_cfg-"))
     (folder / f"{spec.id}.json").write_text(json.dumps(spec.config))
     open_clip.add_model_config(folder)
+
+
+def build_open_clip(spec: ModelSpec) -> Any:
+    """A random-init open_clip model from the spec's JSON config, float32 on CPU."""
+    import open_clip
+
+    register_open_clip_config(spec)
+    with _seeded():
+        return open_clip.create_model(spec.id, pretrained=None).eval()
 
 
 def build_transformers(spec: ModelSpec) -> tuple[Any, Any]:
@@ -43,7 +64,8 @@ def build_transformers(spec: ModelSpec) -> tuple[Any, Any]:
     }
     if spec.family not in builders:
         raise ValueError(f"model {spec.name!r}: no tiny builder for family {spec.family!r}")
-    model, processor = builders[spec.family](spec.config["model"], spec.image_size)
+    with _seeded():
+        model, processor = builders[spec.family](spec.config["model"], spec.image_size)
     return model.eval(), processor
 
 
@@ -98,6 +120,9 @@ def _owlv2(config: dict[str, Any], size: int) -> tuple[Any, Any]:
         "pad_token_id": tokenizer.pad_token_id,
     }
     model = Owlv2ForObjectDetection(Owlv2Config(**{**config, "text_config": text_config}))
+    # random box offsets give degenerate boxes; zero offsets give the patch-grid prior boxes
+    model.box_head.dense2.weight.data.zero_()
+    model.box_head.dense2.bias.data.zero_()
     image_processor = Owlv2ImageProcessor(size={"height": size, "width": size})
     return model, Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer)
 
@@ -132,4 +157,7 @@ def _depth_anything(config: dict[str, Any], size: int) -> tuple[Any, Any]:
         image_mean=IMAGENET_MEAN,
         image_std=IMAGENET_STD,
     )
-    return DepthAnythingForDepthEstimation(DepthAnythingConfig(**config)), processor
+    model = DepthAnythingForDepthEstimation(DepthAnythingConfig(**config))
+    # random weights predict ~1e-7, below float16's precision; offset them to around 1
+    model.head.conv3.bias.data.fill_(1.0)
+    return model, processor
