@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from enrich_assets.models.local_stub_server import KIND_HEADER
+from enrich_assets.models.local_stub_server import KIND_HEADER, LocalStubServer
 from enrich_assets.models.vlm_cache import ResponseCache
 from enrich_assets.models.vlm_call import Generation, Message, complete_with_repairs
 from enrich_assets.models.vlm_ledger import Budget
@@ -76,8 +76,12 @@ class OpenAIVLMClient:
         max_tokens: int | None = None,
         cache: ResponseCache | None = None,
         budget: Budget | None = None,
+        owned_server: LocalStubServer | None = None,
     ) -> None:
-        """`temperature` overrides every request's; `max_tokens` caps every request's."""
+        """`temperature` overrides every request's; `max_tokens` caps every request's.
+
+        `owned_server`: a local stub this client started and stops on `close()`.
+        """
         import openai
 
         if not base_urls:
@@ -95,13 +99,14 @@ class OpenAIVLMClient:
         self.max_tokens = max_tokens
         self.cache = cache
         self.budget = budget
-        clients = [
+        self._owned_server = owned_server
+        self._clients = [
             openai.OpenAI(
                 base_url=url, api_key=api_key or "no-key", max_retries=0, timeout=timeout_s
             )
             for url in self.base_urls
         ]
-        self._next_client = itertools.cycle(list(zip(self.base_urls, clients, strict=True)))
+        self._next_client = itertools.cycle(list(zip(self.base_urls, self._clients, strict=True)))
         self._lock = threading.Lock()
         self._rng = random.Random()
 
@@ -110,6 +115,12 @@ class OpenAIVLMClient:
             f"OpenAIVLMClient(model={self.model!r}, base_urls={self.base_urls!r}, "
             f"concurrency={self.concurrency})"
         )
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        if self._owned_server:
+            self._owned_server.stop()
 
     def complete(self, request: VLMRequest) -> VLMReply:
         request = self._effective(request)
