@@ -2,7 +2,7 @@
 
 Serves POST /v1/chat/completions and GET /v1/models on 127.0.0.1 (ephemeral port by
 default). The request kind comes from the `X-Enrich-Kind` header (docs/vlm.md). Every answer
-names a model ending in `:local-stub`, so nothing it produced can pass as a real model.
+names the requested model plus `:local-stub`, so nothing it produced can pass as a real model.
 
 Faults are queued from Python (`server.faults.push(Fault("429", retry_after=1))`) or over
 HTTP (POST /_faults {"faults": [{"kind": "500"}, ...]}); each chat request takes the next
@@ -74,14 +74,14 @@ class LocalStubServer:
         port: int = 0,
         latency_s: float = 0.0,
     ) -> None:
-        self.model = model if model.endswith(STUB_SUFFIX) else model + STUB_SUFFIX
+        self.model = _stub_name(model)
         self.latency_s = latency_s
         self.faults = FaultQueue()
         self.kinds: Counter[str] = Counter()
+        self.recent: deque[dict[str, Any]] = deque(maxlen=100)  # last chat request bodies
         self._count_lock = threading.Lock()
         self._httpd = _Server((host, port), _Handler)
         self._httpd.stub = self
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -93,12 +93,11 @@ class LocalStubServer:
         return sum(self.kinds.values())
 
     def serve_forever(self) -> None:
-        self._httpd.serve_forever()
+        self._httpd.serve_forever(poll_interval=0.05)
 
     def start(self) -> LocalStubServer:
         """Serve from a background thread."""
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -115,10 +114,12 @@ class LocalStubServer:
         self.faults.clear()
         with self._count_lock:
             self.kinds.clear()
+            self.recent.clear()
 
-    def count(self, kind: str) -> None:
+    def record(self, kind: str, body: dict[str, Any]) -> None:
         with self._count_lock:
             self.kinds[kind] += 1
+            self.recent.append(body)
 
     def answer(self, kind: str, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
         """The chat.completion object for a request, with `fault` applied to its content."""
@@ -141,7 +142,7 @@ class LocalStubServer:
             "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": self.model,
+            "model": _stub_name(body.get("model") or self.model),
             "choices": [
                 {
                     "index": 0,
@@ -204,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat(self, stub: LocalStubServer, body: dict[str, Any]) -> None:
         kind = self.headers.get(KIND_HEADER, "caption")
-        stub.count(kind)
+        stub.record(kind, body)
         fault = stub.faults.pop()
         time.sleep(stub.latency_s + (fault.delay_s if fault and fault.kind == "delay" else 0))
         if fault and fault.kind == "429":
@@ -246,6 +247,10 @@ def _read_messages(messages: list[dict[str, Any]]) -> tuple[str, int, int]:
             prompt = "\n".join(texts)
             n_images = sum(p.get("type") == "image_url" for p in parts)
     return prompt, n_images, chars
+
+
+def _stub_name(model: str) -> str:
+    return model if model.endswith(STUB_SUFFIX) else model + STUB_SUFFIX
 
 
 def _tokens(text: str) -> int:

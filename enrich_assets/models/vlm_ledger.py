@@ -172,7 +172,8 @@ class Budget:
     def reserve(self, input_tokens: int, output_tokens: int) -> float:
         cost = self.price.cost(input_tokens, output_tokens)
         with self._lock:
-            if self._exhausted or self.spent_usd + self._reserved + cost > self.cap_usd:
+            # a hair of tolerance: ten $0.001 calls fit a $0.01 cap despite float sums
+            if self._exhausted or self.spent_usd + self._reserved + cost > self.cap_usd + 1e-12:
                 self._exhausted = True
                 raise BudgetExceeded(
                     f"VLM budget of ${self.cap_usd:.4f} for this run reached "
