@@ -48,8 +48,14 @@ def test_ledger_entries_and_run_totals(prices):
     request = VLMRequest(kind="caption", prompt="p")
     ok = VLMReply(model="gpt-4o-mini", text="t", input_tokens=2000, output_tokens=500)
     cached = VLMReply(model="gpt-4o-mini", text="t", cached=True)
-    bad = VLMReply(model="gpt-4o-mini", text="x", input_tokens=100, output_tokens=10,
-                   error="malformed output after 3 attempts", attempts=3)  # fmt: skip
+    bad = VLMReply(
+        model="gpt-4o-mini",
+        text="x",
+        input_tokens=100,
+        output_tokens=10,
+        error="malformed output after 3 attempts",
+        attempts=3,
+    )
     where = {"run_id": "r1", "asset": "ai_caption", "partition": "7", "prices": prices}
     rows = [ledger_entry(request, r, **where) for r in (ok, cached, bad)]
     assert [r.status for r in rows] == ["ok", "cached", "quarantined"]
@@ -68,7 +74,7 @@ def test_weekly_view_aggregates_ledger_rows(prices):
     rows = [
         ledger_entry(
             request, reply, run_id=f"r{i}", asset="ai_vqa", partition=str(i), prices=prices
-        ).as_row()  # fmt: skip
+        ).as_row()
         for i in range(3)
     ]
     con = duckdb.connect()

@@ -142,11 +142,17 @@ def test_cache_hit_makes_zero_http_calls(stub, tmp_path):
     changed_image = image.copy()
     changed_image[0, 0, 0] ^= 1
     changed = [
-        VLMRequest(kind="caption", prompt="Task: cube 0", images=(changed_image,),
-                   json_output=False),
-        VLMRequest(kind="caption", prompt="Task: cube 0", images=(image,),
-                   json_output=False, temperature=0.5),
-    ]  # fmt: skip
+        VLMRequest(
+            kind="caption", prompt="Task: cube 0", images=(changed_image,), json_output=False
+        ),
+        VLMRequest(
+            kind="caption",
+            prompt="Task: cube 0",
+            images=(image,),
+            json_output=False,
+            temperature=0.5,
+        ),
+    ]
     _client(stub, cache=ResponseCache(tmp_path)).complete_many(changed)
     assert stub.request_count == 7
 
@@ -161,8 +167,9 @@ def test_quarantined_replies_are_not_cached(stub, tmp_path):
 def test_budget_cap_stops_issuing_calls(stub):
     # each call reserves <= 35 tokens ($0.035 at $1000/1M) and spends ~$0.02
     budget = Budget(cap_usd=0.2, price=Price(1000.0, 1000.0))
-    requests = [VLMRequest(kind="task_from_video", prompt=f"Task: t{i}", max_tokens=30)
-                for i in range(20)]  # fmt: skip
+    requests = [
+        VLMRequest(kind="task_from_video", prompt=f"Task: t{i}", max_tokens=30) for i in range(20)
+    ]
     with pytest.raises(BudgetExceeded, match=r"budget of \$0.2000"):
         _client(stub, budget=budget, concurrency=4).complete_many(requests)
     assert 3 <= stub.request_count < 20  # in-flight worst cases count against the cap too
@@ -172,8 +179,9 @@ def test_budget_cap_stops_issuing_calls(stub):
 def test_round_robin_over_base_urls_and_failover():
     with LocalStubServer() as a, LocalStubServer() as b:
         client = OpenAIVLMClient(a.model, [a.base_url, b.base_url], retry=FAST, concurrency=1)
-        client.complete_many([VLMRequest(kind="task_from_video", prompt=f"Task: {i}")
-                              for i in range(10)])  # fmt: skip
+        client.complete_many(
+            [VLMRequest(kind="task_from_video", prompt=f"Task: {i}") for i in range(10)]
+        )
         assert a.request_count == b.request_count == 5
         a.faults.push(Fault("500"))
         assert client.complete(TASK).error is None  # 500 on a, retried on b

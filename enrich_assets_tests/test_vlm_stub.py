@@ -96,8 +96,17 @@ def test_vqa_answers_follow_the_five_documented_shapes():
         elif a["type"] == "attribute":
             assert a["attribute"] and a["value"] and a["label"]
         else:
-            assert a["relation"] in {"left_of", "right_of", "above", "below", "in_front_of",
-                                     "behind", "on", "in", "near"}  # fmt: skip
+            assert a["relation"] in {
+                "left_of",
+                "right_of",
+                "above",
+                "below",
+                "in_front_of",
+                "behind",
+                "on",
+                "in",
+                "near",
+            }
 
 
 def test_vqa_types_line_restricts_answers():
@@ -112,8 +121,15 @@ def test_answers_are_deterministic():
 def test_every_kind_over_http_with_the_real_client(stub):
     client = OpenAIVLMClient(stub.model, [stub.base_url])
     image = np.zeros((16, 16, 3), np.uint8)
-    kinds = {"caption": False, "plan_describe": False, "plan_segment": True, "task_aug": True,
-             "interjection": True, "vqa": True, "task_from_video": True}  # fmt: skip
+    kinds = {
+        "caption": False,
+        "plan_describe": False,
+        "plan_segment": True,
+        "task_aug": True,
+        "interjection": True,
+        "vqa": True,
+        "task_from_video": True,
+    }
     requests = [
         VLMRequest(kind=k, prompt=PROMPT + "Frames: 0, 8, 16", images=(image,) * 3, json_output=j)
         for k, j in kinds.items()
@@ -142,8 +158,9 @@ def test_models_endpoint_and_fault_control_over_http(stub):
 
 
 def test_stub_truncates_at_max_tokens(stub):
-    client = OpenAIVLMClient(stub.model, [stub.base_url], max_repairs=0,
-                             retry=RetryPolicy(initial_s=0.01))  # fmt: skip
+    client = OpenAIVLMClient(
+        stub.model, [stub.base_url], max_repairs=0, retry=RetryPolicy(initial_s=0.01)
+    )
     reply = client.complete(VLMRequest(kind="vqa", prompt=PROMPT + "Count: 20", max_tokens=20))
     assert reply.error and "truncated" in reply.error
     assert reply.meta["finish_reason"] == "length" and reply.output_tokens == 20

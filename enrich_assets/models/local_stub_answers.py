@@ -165,12 +165,20 @@ def _vqa(objects: list[str], types: list[str], count: int, rng: random.Random) -
             answer = {"type": "count", "label": obj, "count": rng.randint(1, 3)}
         elif kind == "attribute":
             question = f"What color is the {obj}?"
-            answer = {"type": "attribute", "label": obj, "attribute": "color",
-                      "value": rng.choice(COLORS)}  # fmt: skip
+            answer = {
+                "type": "attribute",
+                "label": obj,
+                "attribute": "color",
+                "value": rng.choice(COLORS),
+            }
         elif kind == "spatial":
             question = f"Where is the {obj} relative to the {other}?"
-            answer = {"type": "spatial", "subject": obj, "relation": rng.choice(RELATIONS),
-                      "object": other}  # fmt: skip
+            answer = {
+                "type": "spatial",
+                "subject": obj,
+                "relation": rng.choice(RELATIONS),
+                "object": other,
+            }
         else:
             raise UnknownKind(f"unknown vqa answer type {kind!r}; use one of {VQA_TYPES}")
         items.append({"question": question, "answer": answer})

@@ -67,6 +67,7 @@ def build_client(settings: dict[str, Any], *, budget: Budget | None = None) -> V
     }
     if backend == "transformers":
         return _transformers_client(settings, common)
+    retry = RetryPolicy(**settings.get("retry", {}))
     if backend == "local-stub":
         server = LocalStubServer(
             settings.get("model", "stub-vlm"), latency_s=settings.get("latency_s", 0.0)
@@ -83,7 +84,7 @@ def build_client(settings: dict[str, Any], *, budget: Budget | None = None) -> V
         api_key=api_key,
         timeout_s=settings.get("timeout_s", 60.0),
         concurrency=settings.get("concurrency", 16),
-        retry=RetryPolicy(**settings.get("retry", {})),
+        retry=retry,
         json_mode=settings.get("json_mode", True),
         image_format=settings.get("image_format", "png"),
         temperature=settings.get("temperature"),

@@ -184,8 +184,12 @@ class OpenAIVLMClient:
             delay = self.retry.delay(attempt, retry_after, self._rng)
             log.warning(
                 "VLM %s call to %s failed (%s); retry %d in %.2fs",
-                request.kind, url, problem, attempt + 1, delay,
-            )  # fmt: skip
+                request.kind,
+                url,
+                problem,
+                attempt + 1,
+                delay,
+            )
             time.sleep(delay)
         raise VLMUnavailable(
             f"VLM endpoint(s) {self.base_urls} failed {self.retry.max_attempts} times for a "
@@ -197,12 +201,14 @@ class OpenAIVLMClient:
         if all(p["type"] == "text" for p in parts):
             return {"role": message["role"], "content": "\n".join(p["text"] for p in parts)}
         wire = [
-            p if p["type"] == "text" else {
+            p
+            if p["type"] == "text"
+            else {
                 "type": "image_url",
                 "image_url": {"url": image_data_url(p["image"], self.image_format)},
             }
             for p in parts
-        ]  # fmt: skip
+        ]
         return {"role": message["role"], "content": wire}
 
 
