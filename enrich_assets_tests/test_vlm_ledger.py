@@ -1,15 +1,18 @@
 import threading
 
 import duckdb
+import numpy as np
 import pytest
 
 from enrich_assets.models.vlm_ledger import (
+    IMAGE_TOKENS,
     Budget,
     BudgetExceeded,
     KindEstimate,
     Price,
     UnknownModelPrice,
     estimate_cost,
+    estimate_work,
     ledger_entry,
     load_prices,
     price_for,
@@ -127,3 +130,18 @@ def test_budget_counts_in_flight_reservations_across_threads():
     for t in threads:
         t.join()
     assert len(granted) == 10 and len(refused) == 20
+
+
+def test_estimate_work_from_requests():
+    image = np.zeros((4, 4, 3), np.uint8)
+    requests = [
+        VLMRequest(kind="caption", prompt="x" * 400, images=(image,), max_tokens=100),
+        VLMRequest(kind="caption", prompt="x" * 200, images=(image,), max_tokens=300),
+        VLMRequest(kind="vqa", prompt="y" * 40, max_tokens=50),
+    ]
+    work = estimate_work(requests)
+    assert work == {
+        "caption": KindEstimate(requests=2, input_tokens=75 + IMAGE_TOKENS, output_tokens=200),
+        "vqa": KindEstimate(requests=1, input_tokens=10, output_tokens=50),
+    }
+    assert estimate_cost("stub:local-stub", work, load_prices())["total"] == 0.0

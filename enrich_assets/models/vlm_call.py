@@ -6,7 +6,6 @@ an answer is usable, what it cost and when to stop lives here.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import numpy as np
 
 from enrich_assets.models.vlm_cache import ResponseCache, cache_key
 from enrich_assets.models.vlm_json import MalformedOutput, check_text, parse_json, repair_prompt
-from enrich_assets.models.vlm_ledger import CHARS_PER_TOKEN, IMAGE_TOKENS, Budget
+from enrich_assets.models.vlm_ledger import Budget, estimate_tokens
 from enrich_assets.models.vlm_types import VLMReply, VLMRequest
 
 LOCAL_STUB_SUFFIX = ":local-stub"
@@ -133,14 +132,9 @@ def _text(text: str) -> dict[str, str]:
 
 
 def _estimate_tokens(messages: list[Message]) -> int:
-    chars = images = 0
-    for message in messages:
-        for part in message["content"]:
-            if part["type"] == "text":
-                chars += len(part["text"])
-            else:
-                images += 1
-    return math.ceil(chars / CHARS_PER_TOKEN) + IMAGE_TOKENS * images
+    parts = [p for m in messages for p in m["content"]]
+    texts = [p["text"] for p in parts if p["type"] == "text"]
+    return estimate_tokens(texts, len(parts) - len(texts))
 
 
 def _reply_model(model: str, served: str | None) -> str:

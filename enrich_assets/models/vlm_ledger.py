@@ -7,6 +7,7 @@ Pure: rows are returned, the catalog layer writes them.
 from __future__ import annotations
 
 import fnmatch
+import math
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -61,6 +62,11 @@ def price_for(model: str, prices: Mapping[str, Price]) -> Price:
         if fnmatch.fnmatchcase(model, pattern):
             return price
     raise UnknownModelPrice(f"no price for model {model!r}: add it to schemas/prices.yaml")
+
+
+def estimate_tokens(texts: Iterable[str], n_images: int) -> int:
+    """Input tokens of a prompt before sending it (characters / 4, a fixed cost per image)."""
+    return math.ceil(sum(len(t) for t in texts) / CHARS_PER_TOKEN) + IMAGE_TOKENS * n_images
 
 
 @dataclass(frozen=True)
@@ -133,11 +139,32 @@ def run_totals(entries: Iterable[LedgerEntry]) -> dict[str, float | int]:
 
 @dataclass(frozen=True)
 class KindEstimate:
-    """Expected work for one prompt kind: how many requests and their average size."""
+    """Expected work for one prompt kind: how many requests, mean tokens in and out each."""
 
     requests: int
     input_tokens: int
     output_tokens: int
+
+
+def estimate_work(requests: Iterable[VLMRequest]) -> dict[str, KindEstimate]:
+    """Upper estimate of the work per kind for `estimate_cost`: prompts as they will be sent,
+    every answer at its full max_tokens."""
+    by_kind: dict[str, list[VLMRequest]] = {}
+    for request in requests:
+        by_kind.setdefault(request.kind, []).append(request)
+    return {
+        kind: KindEstimate(
+            requests=len(rs),
+            input_tokens=_mean_up(estimate_tokens((r.system, r.prompt), len(r.images)) for r in rs),
+            output_tokens=_mean_up(r.max_tokens for r in rs),
+        )
+        for kind, rs in by_kind.items()
+    }
+
+
+def _mean_up(values: Iterable[int]) -> int:
+    values = list(values)
+    return math.ceil(sum(values) / len(values))
 
 
 def estimate_cost(
