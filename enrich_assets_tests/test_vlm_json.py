@@ -46,6 +46,8 @@ def test_text_answers_reject_refusals_and_empty_text():
             check_text(bad)
     with pytest.raises(MalformedOutput, match="refusal"):
         check_text("fine text", refusal="content policy")
+    with pytest.raises(MalformedOutput, match="truncated"):
+        check_text("The robot picks up the", truncated=True)
 
 
 def test_repair_prompt_says_what_went_wrong():

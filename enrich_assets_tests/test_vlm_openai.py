@@ -1,8 +1,10 @@
 """The OpenAI-compatible backend against the local stub: real HTTP, the real openai client."""
 
+import email.utils
 import logging
 import random
 import time
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from enrich_assets.models.vlm_openai import (
     RetryPolicy,
     VLMCallRejected,
     VLMUnavailable,
+    retry_after_s,
 )
 from enrich_assets.models.vlm_types import VLMRequest
 
@@ -215,3 +218,13 @@ def test_api_key_never_in_logs_or_repr(stub, caplog):
     assert "retry 1" in caplog.text  # the retry really was logged
     assert secret not in caplog.text
     assert secret not in repr(client) and secret not in str(vars(client))
+
+
+def test_retry_after_header_forms():
+    now = datetime.now(UTC)
+    http_date = email.utils.format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert retry_after_s({"retry-after": "2"}) == 2.0
+    assert retry_after_s({"retry-after-ms": "1500", "retry-after": "2"}) == 1.5
+    assert 28 < retry_after_s({"retry-after": http_date}) <= 30
+    assert retry_after_s({"retry-after": "soon"}) is None
+    assert retry_after_s({}) is None

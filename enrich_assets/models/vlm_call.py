@@ -86,14 +86,14 @@ def complete_with_repairs(
                 budget.settle(reserved, gen.input_tokens, gen.output_tokens)
         input_tokens += gen.input_tokens
         output_tokens += gen.output_tokens
+        truncated = gen.finish_reason == "length"
         try:
             if request.json_output:
-                parsed = parse_json(
-                    gen.text, truncated=gen.finish_reason == "length", refusal=gen.refusal
-                )
+                parsed = parse_json(gen.text, truncated=truncated, refusal=gen.refusal)
                 text = gen.text
             else:
-                parsed, text = None, check_text(gen.text, gen.refusal)
+                parsed = None
+                text = check_text(gen.text, truncated=truncated, refusal=gen.refusal)
         except MalformedOutput as e:
             reasons.append(e.reason)
             messages = [

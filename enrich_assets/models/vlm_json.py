@@ -20,7 +20,7 @@ _REFUSAL = re.compile(
 
 
 class MalformedOutput(ValueError):
-    """The output is unusable; `reason` is one of refusal, truncated, no-json, invalid-json."""
+    """The output is unusable; `reason`: refusal, truncated, empty, no-json, invalid-json."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -32,12 +32,14 @@ def is_refusal(text: str) -> bool:
     return bool(_REFUSAL.match(text.strip()))
 
 
-def check_text(text: str, refusal: str | None = None) -> str:
-    """A free-text answer: any non-empty text that is not a refusal."""
+def check_text(text: str, *, truncated: bool = False, refusal: str | None = None) -> str:
+    """A free-text answer: non-empty, complete (not cut at the token limit), not a refusal."""
     if refusal or is_refusal(text):
         raise MalformedOutput("refusal", (refusal or text)[:200])
     if not text.strip():
-        raise MalformedOutput("no-json", "empty answer")
+        raise MalformedOutput("empty", "empty answer")
+    if truncated:
+        raise MalformedOutput("truncated", f"answer ends mid-sentence: ...{text[-80:]!r}")
     return text.strip()
 
 
@@ -71,6 +73,7 @@ def repair_prompt(error: MalformedOutput, json_output: bool) -> str:
         "training data; please answer it.",
         "truncated": "Your answer was cut off before it ended. Answer more concisely so the "
         "whole answer fits.",
+        "empty": "Your answer was empty.",
         "no-json": "Your answer contained no JSON.",
         "invalid-json": f"Your answer was not valid JSON ({error.detail}).",
     }[error.reason]

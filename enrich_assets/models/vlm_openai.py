@@ -170,7 +170,7 @@ class OpenAIVLMClient:
             try:
                 response = client.chat.completions.create(**params)
             except (openai.RateLimitError, openai.InternalServerError) as e:
-                problem, retry_after = f"HTTP {e.status_code}", _retry_after(e.response.headers)
+                problem, retry_after = f"HTTP {e.status_code}", retry_after_s(e.response.headers)
             except openai.APIConnectionError as e:  # includes timeouts
                 problem, retry_after = type(e).__name__, None
             except openai.APIStatusError as e:
@@ -236,7 +236,7 @@ def _generation(response: Any) -> Generation:
     )
 
 
-def _retry_after(headers: Any) -> float | None:
+def retry_after_s(headers: Any) -> float | None:
     """Seconds from `retry-after-ms`, or `Retry-After` as seconds or an HTTP date."""
     if ms := headers.get("retry-after-ms"):
         try:
