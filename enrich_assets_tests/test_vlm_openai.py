@@ -191,9 +191,11 @@ def test_round_robin_over_base_urls_and_failover():
         assert (a.request_count, b.request_count) == (6, 6)
 
 
-def test_stub_answers_never_pass_as_a_real_model(stub):
-    reply = OpenAIVLMClient("gpt-4o", [stub.base_url], retry=FAST).complete(TASK)
-    assert reply.model == "gpt-4o:local-stub"
+def test_stub_answers_never_pass_as_a_real_model(stub, tmp_path):
+    client = OpenAIVLMClient("gpt-4o", [stub.base_url], retry=FAST, cache=ResponseCache(tmp_path))
+    assert client.complete(TASK).model == "gpt-4o:local-stub"
+    assert not client.complete(TASK).cached  # nor enter the real model's cache
+    assert stub.request_count == 2
 
 
 def test_settings_override_temperature_and_cap_max_tokens(stub):

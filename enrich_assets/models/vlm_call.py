@@ -112,7 +112,7 @@ def complete_with_repairs(
             attempts=attempt,
             meta={"served_model": gen.served_model, "finish_reason": gen.finish_reason},
         )
-        if cache:
+        if cache and reply.model == model:  # a stub standing in for `model` never fills its cache
             cache.put(key, reply)
         return reply
     return VLMReply(
