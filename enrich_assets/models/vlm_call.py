@@ -76,14 +76,20 @@ def complete_with_repairs(
     started = time.perf_counter()
     input_tokens = output_tokens = 0
     reasons: list[str] = []
-    gen = Generation("", 0, 0)
+
+    def reply(gen: Generation, attempts: int, **fields: Any) -> VLMReply:
+        return VLMReply(
+            model=_reply_model(model, gen.served_model),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            latency_s=time.perf_counter() - started,
+            attempts=attempts,
+            meta={"served_model": gen.served_model, "finish_reason": gen.finish_reason},
+            **fields,
+        )
+
     for attempt in range(1, max_repairs + 2):
-        reserved = budget.reserve(_estimate_tokens(messages), request.max_tokens) if budget else 0
-        try:
-            gen = generate(messages)
-        finally:
-            if budget:
-                budget.settle(reserved, gen.input_tokens, gen.output_tokens)
+        gen = _generate_within(budget, generate, messages, request.max_tokens)
         input_tokens += gen.input_tokens
         output_tokens += gen.output_tokens
         truncated = gen.finish_reason == "length"
@@ -102,29 +108,32 @@ def complete_with_repairs(
                 {"role": "user", "content": [_text(repair_prompt(e, request.json_output))]},
             ]
             continue
-        reply = VLMReply(
-            model=_reply_model(model, gen.served_model),
-            text=text,
-            parsed=parsed,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            latency_s=time.perf_counter() - started,
-            attempts=attempt,
-            meta={"served_model": gen.served_model, "finish_reason": gen.finish_reason},
-        )
-        if cache and reply.model == model:  # a stub standing in for `model` never fills its cache
-            cache.put(key, reply)
-        return reply
-    return VLMReply(
-        model=_reply_model(model, gen.served_model),
+        good = reply(gen, attempt, text=text, parsed=parsed)
+        if cache and good.model == model:  # a stub standing in for `model` never fills its cache
+            cache.put(key, good)
+        return good
+    return reply(
+        gen,
+        max_repairs + 1,
         text=gen.text,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        latency_s=time.perf_counter() - started,
-        attempts=max_repairs + 1,
         error=f"malformed output after {max_repairs + 1} attempts: {', '.join(reasons)}",
-        meta={"served_model": gen.served_model, "finish_reason": gen.finish_reason},
     )
+
+
+def _generate_within(
+    budget: Budget | None, generate: Generate, messages: list[Message], max_tokens: int
+) -> Generation:
+    """One call, its worst case reserved first; a call that raised cost nothing."""
+    if budget is None:
+        return generate(messages)
+    reserved = budget.reserve(_estimate_tokens(messages), max_tokens)
+    try:
+        gen = generate(messages)
+    except BaseException:
+        budget.settle(reserved, 0, 0)
+        raise
+    budget.settle(reserved, gen.input_tokens, gen.output_tokens)
+    return gen
 
 
 def _text(text: str) -> dict[str, str]:
