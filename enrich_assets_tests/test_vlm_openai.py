@@ -180,13 +180,13 @@ def test_budget_cap_stops_issuing_calls(stub):
 
 
 def test_a_failed_call_costs_nothing_and_frees_its_reservation(stub):
-    budget = Budget(cap_usd=0.05, price=Price(1000.0, 1000.0))
+    budget = Budget(cap_usd=1.0, price=Price(1000.0, 1000.0))  # one call reserves ~$0.52
     stub.faults.push(*[Fault("500")] * FAST.max_attempts)
     with pytest.raises(VLMUnavailable):
         _client(stub, budget=budget).complete(TASK)
     assert budget.spent_usd == 0.0
     assert _client(stub, budget=budget).complete(TASK).error is None
-    assert 0 < budget.spent_usd <= 0.05
+    assert 0 < budget.spent_usd < 0.1
 
 
 def test_round_robin_over_base_urls_and_failover():
