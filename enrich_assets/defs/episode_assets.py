@@ -52,7 +52,10 @@ def materialize_episodes(
     rules: Mapping[str, Severity],
     upstream: Sequence[str] = (),
     summarize: Callable[[], dict[str, Any]] | None = None,
+    prepare: Callable[[list[EpisodeRef]], None] | None = None,
 ) -> dg.MaterializeResult:
+    """`prepare`, if given, sees every episode that will be computed, before any is: model
+    assets use it to pack keyframes from all episodes of the run into full batches."""
     catalog = pipeline.catalog
     started = time.perf_counter()
     provenance = {
@@ -65,19 +68,33 @@ def materialize_episodes(
     rows_written = 0
     keys = context.partition_keys
     by_dataset: dict[str, dict[int, str]] = {}
+    refs: dict[str, EpisodeRef | Exception] = {}
     for key in keys:
         dataset_id, episode_index = parse_partition_key(key)
         if dataset_id not in by_dataset:
             by_dataset[dataset_id] = quarantine_reasons(catalog, dataset_id, list(upstream))
+        if episode_index in by_dataset[dataset_id]:
+            quarantined[key] = by_dataset[dataset_id][episode_index]
+            continue
+        try:
+            refs[key] = pipeline.episode(dataset_id, episode_index)
+        except DatasetError as exc:
+            refs[key] = exc
+    if prepare is not None:
+        prepare([r for r in refs.values() if isinstance(r, EpisodeRef)])
+    for key in keys:
+        dataset_id, episode_index = parse_partition_key(key)
         now = {**provenance, "created_at": datetime.now(UTC)}
         ids = {"dataset_id": dataset_id, "episode_index": episode_index}
         status, message = "ok", ""
-        if episode_index in by_dataset[dataset_id]:
-            status, message = "quarantined", by_dataset[dataset_id][episode_index]
-            quarantined[key] = message
+        if key in quarantined:
+            status, message = "quarantined", quarantined[key]
         else:
             try:
-                output = compute(pipeline.episode(dataset_id, episode_index))
+                ref = refs[key]
+                if isinstance(ref, Exception):
+                    raise ref
+                output = compute(ref)
                 part = f"{episode_index:06d}"
                 catalog.write(
                     table,

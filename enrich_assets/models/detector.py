@@ -84,7 +84,10 @@ class Detector:
             outputs = self.model(**batch.inputs)
             if self.family == "owlv2":
                 found = self.processor.post_process_grounded_object_detection(
-                    outputs, threshold=self.threshold, target_sizes=batch.sizes
+                    # OWLv2 pads each image to a square: boxes are relative to that square
+                    outputs,
+                    threshold=self.threshold,
+                    target_sizes=[(max(h, w), max(h, w)) for h, w in batch.sizes],
                 )
                 per_image = [(r["boxes"], r["scores"], r["labels"]) for r in found]
             else:
