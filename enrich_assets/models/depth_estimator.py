@@ -12,8 +12,7 @@ import numpy as np
 
 from enrich_assets.models import tiny
 from enrich_assets.models.batching import BatchedModel, groups_by_shape, image_tensors
-from enrich_assets.models.registry import ModelSpec, Provenance, resolve_device, resolve_dtype
-from enrich_assets.models.weights import RANDOM_INIT, load_transformers, transformers_revision
+from enrich_assets.models.registry import ModelSpec, Provenance
 
 if TYPE_CHECKING:
     import torch
@@ -74,16 +73,7 @@ class DepthEstimator(BatchedModel):
 
 def load_depth_estimator(spec: ModelSpec, device: str | None = None) -> DepthEstimator:
     """Load once per run; `device` overrides the spec's (auto: cuda > mps > cpu)."""
-    torch_device = resolve_device(device or spec.device)
-    dtype = resolve_dtype(spec.dtype, torch_device)
-    if spec.random_init:
-        model, processor = tiny.build_transformers(spec)
-        revision, model_id = RANDOM_INIT, tiny.random_init_id(spec)
-    else:
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-        model = load_transformers(AutoModelForDepthEstimation, spec).eval()
-        processor = load_transformers(AutoImageProcessor, spec)
-        revision, model_id = transformers_revision(spec), spec.id
-    model = model.to(device=torch_device, dtype=dtype)
+    model, processor, revision, model_id = tiny.load_model_and_processor(
+        spec, "AutoModelForDepthEstimation", "AutoImageProcessor", device
+    )
     return DepthEstimator(model, processor, spec, revision, model_id)

@@ -16,8 +16,7 @@ import numpy as np
 
 from enrich_assets.models import tiny
 from enrich_assets.models.batching import K, image_tensors, run_batched
-from enrich_assets.models.registry import ModelSpec, Provenance, resolve_device, resolve_dtype
-from enrich_assets.models.weights import RANDOM_INIT, load_transformers, transformers_revision
+from enrich_assets.models.registry import ModelSpec, Provenance
 
 if TYPE_CHECKING:
     import torch
@@ -144,16 +143,7 @@ class Detector:
 
 def load_detector(spec: ModelSpec, device: str | None = None) -> Detector:
     """Load once per run; `device` overrides the spec's (auto: cuda > mps > cpu)."""
-    torch_device = resolve_device(device or spec.device)
-    dtype = resolve_dtype(spec.dtype, torch_device)
-    if spec.random_init:
-        model, processor = tiny.build_transformers(spec)
-        revision, model_id = RANDOM_INIT, tiny.random_init_id(spec)
-    else:
-        from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
-
-        model = load_transformers(AutoModelForZeroShotObjectDetection, spec).eval()
-        processor = load_transformers(AutoProcessor, spec)
-        revision, model_id = transformers_revision(spec), spec.id
-    model = model.to(device=torch_device, dtype=dtype)
+    model, processor, revision, model_id = tiny.load_model_and_processor(
+        spec, "AutoModelForZeroShotObjectDetection", "AutoProcessor", device
+    )
     return Detector(model, processor, spec, revision, model_id)

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from enrich_assets.models.registry import ModelSpec
-from enrich_assets.models.weights import RANDOM_INIT
+from enrich_assets.models.registry import ModelSpec, resolve_device, resolve_dtype
+from enrich_assets.models.weights import RANDOM_INIT, load_transformers, transformers_revision
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -161,3 +161,23 @@ def _depth_anything(config: dict[str, Any], size: int) -> tuple[Any, Any]:
     # random weights predict ~1e-7, below float16's precision; offset them to around 1
     model.head.conv3.bias.data.fill_(1.0)
     return model, processor
+
+
+def load_model_and_processor(
+    spec: ModelSpec, model_class: str, processor_class: str, device: str | None
+) -> tuple[Any, Any, str, str]:
+    """A transformers model + processor on the chosen device and dtype: tiny random-init from
+    its config, or real weights from the hub id / local folder. Returns (model, processor,
+    revision, model_id)."""
+    import transformers
+
+    torch_device = resolve_device(device or spec.device)
+    if spec.random_init:
+        model, processor = build_transformers(spec)
+        revision, model_id = RANDOM_INIT, random_init_id(spec)
+    else:
+        model = load_transformers(getattr(transformers, model_class), spec).eval()
+        processor = load_transformers(getattr(transformers, processor_class), spec)
+        revision, model_id = transformers_revision(spec), spec.id
+    model = model.to(device=torch_device, dtype=resolve_dtype(spec.dtype, torch_device))
+    return model, processor, revision, model_id
