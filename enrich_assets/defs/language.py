@@ -1,7 +1,7 @@
 """Language assets: keyframe captions and tags, lerobot language annotations (plan,
 interjections, vqa) staged per episode, and the writeback into the dataset's data files.
 
-One VLM client per run (the `vlm` resource); every call it makes becomes a row of the
+One VLM client per asset run (`vlm.session()`); every call it makes becomes a row of the
 `vlm_ledger` table. Each module's rows go to its staging file (what the writer reads) and to
 its catalog table (what queries read); the validator runs on the episode as the writer will
 see it, so an ERROR shows up here, before the writeback refuses the file.
@@ -9,7 +9,8 @@ see it, so an ERROR shows up here, before the writeback refuses the file.
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import yaml
-from pydantic import PrivateAttr
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.lerobot import read_frames
@@ -87,29 +87,29 @@ class VLMResource(dg.ConfigurableResource):
     cache_dir: str = ""
     latency_s: float | None = None
 
-    _client: VLMClient | None = PrivateAttr(default=None)
-
     def client(self) -> VLMClient:
-        """Built on first use, once per run, shared by every asset and partition of it."""
-        if self._client is None:
-            settings = {
-                k: v
-                for k, v in self.model_dump().items()
-                if k != "budget_usd" and v not in ("", [], None)
-            }
-            budget = None
-            if self.budget_usd is not None:
-                price = price_for(served_model(settings), load_prices())
-                budget = Budget(self.budget_usd, price)
-            from enrich_assets.models.vlm_factory import build_client
+        settings = {
+            k: v
+            for k, v in self.model_dump().items()
+            if k != "budget_usd" and v not in ("", [], None)
+        }
+        budget = None
+        if self.budget_usd is not None:
+            budget = Budget(self.budget_usd, price_for(served_model(settings), load_prices()))
+        from enrich_assets.models.vlm_factory import build_client
 
-            self._client = build_client(settings, budget=budget)
-        return self._client
+        return build_client(settings, budget=budget)
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        close = getattr(self._client, "close", None)
-        if close is not None:
-            close()  # stops a local stub this run started
+    @contextmanager
+    def session(self) -> Iterator[VLMClient]:
+        """One client for an asset's run (all its partitions); a local stub stops after."""
+        client = self.client()
+        try:
+            yield client
+        finally:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
 
 
 class RecordingClient:
@@ -225,7 +225,7 @@ def ai_caption(
         def fetch(camera: str, frames: Sequence[int]) -> list[np.ndarray]:
             return [load_image(pipeline.artifact_dir, paths[(camera, f)]) for f in frames]
 
-        client = RecordingClient(vlm.client())
+        client = RecordingClient(shared)
         captions = caption_keyframes(list(paths), fetch, ref.task, client, SETTINGS, dup_of)
         ledger.record(ref, client.calls)
         rows = [
@@ -241,9 +241,10 @@ def ai_caption(
         ]
         return EpisodeOutput(rows, check_captions(captions))
 
-    return materialize_episodes(
-        context, pipeline, "ai_caption", compute, CAPTION_RULES, ["keyframes"], ledger.totals
-    )
+    with vlm.session() as shared:
+        return materialize_episodes(
+            context, pipeline, "ai_caption", compute, CAPTION_RULES, ["keyframes"], ledger.totals
+        )
 
 
 @dg.asset(
@@ -294,7 +295,7 @@ def _language_asset(
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         root = pipeline.registry.root_of(ref.dataset_id)
         timestamps = _timestamps(ref)
-        client = RecordingClient(vlm.client())
+        client = RecordingClient(shared)
         output = run(ref, timestamps, _video_fetch(ref, timestamps), client, root)
         ledger.record(ref, client.calls)
         write_staged(root, ref.episode_index, module, output.rows)
@@ -302,9 +303,10 @@ def _language_asset(
         checks = validate_episode(read_episode(root, ref.episode_index), timestamps, ref.cameras)
         return EpisodeOutput(rows, [*output.outcomes, *checks])
 
-    return materialize_episodes(
-        context, pipeline, table, compute, _rules(module), upstream, ledger.totals
-    )
+    with vlm.session() as shared:
+        return materialize_episodes(
+            context, pipeline, table, compute, _rules(module), upstream, ledger.totals
+        )
 
 
 def _catalog_row(module: str, row: LanguageRow, model: str) -> dict[str, Any]:
