@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from enrich_assets.defs import ingest, vision
+from enrich_assets.defs import ingest, language, vision
 from enrich_assets.defs.jobs import enrich_episodes_job
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.defs.sensors import new_episodes
@@ -14,7 +14,7 @@ from enrich_assets.settings import load_settings
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest, vision]),
+        assets=dg.load_assets_from_modules([ingest, vision, language]),
         jobs=[enrich_episodes_job],
         sensors=[new_episodes],
         resources={
@@ -23,6 +23,9 @@ def build_definitions() -> dg.Definitions:
                 dataset_roots=[str(r) for r in settings.dataset_roots],
             ),
             "vision": vision.VisionModels(profile=settings.model_profile),
+            "vlm": language.VLMResource(
+                **{"cache_dir": str(settings.data_dir / "vlm_cache"), **language.vlm_config()}
+            ),
         },
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,11 @@ from string import Template
 from typing import Any
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+
+def prompts_dir() -> Path:
+    """prompts/ of the repo, or ENRICH_PROMPTS_DIR (to try edited prompts without a commit)."""
+    return Path(os.environ.get("ENRICH_PROMPTS_DIR") or PROMPTS_DIR)
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,8 @@ def _sections(name: str, text: str) -> tuple[str, str]:
     return head.removeprefix("# System\n").strip(), user.strip()
 
 
-def load_prompt(name: str, root: Path = PROMPTS_DIR) -> Prompt:
+def load_prompt(name: str, root: Path | None = None) -> Prompt:
+    root = root or prompts_dir()
     path = root / f"{name}.md"
     if not path.is_file():
         raise FileNotFoundError(f"prompt file {path} does not exist")
@@ -71,7 +78,7 @@ def load_prompt(name: str, root: Path = PROMPTS_DIR) -> Prompt:
 
 
 def prompt_hash(
-    names: Sequence[str], model: str, params: Mapping[str, Any], root: Path = PROMPTS_DIR
+    names: Sequence[str], model: str, params: Mapping[str, Any], root: Path | None = None
 ) -> str:
     """sha256 over the named prompts (text + examples), the model id and the parameters."""
     digest = hashlib.sha256()

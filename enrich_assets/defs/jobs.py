@@ -6,12 +6,14 @@ import dagster as dg
 
 from enrich_assets.defs.partitions import episodes
 
-# Assets over all episodes (clusters, dedup, search index) live in this group, outside the job.
+# Assets over all episodes (clusters, dedup, search index) live in this group, outside the job,
+# as does the writeback of language columns into the datasets' own files.
 DERIVED_GROUP = "derived"
+WRITEBACK_GROUP = "writeback"
 
 enrich_episodes_job = dg.define_asset_job(
     "enrich_episodes",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(DERIVED_GROUP),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(DERIVED_GROUP, WRITEBACK_GROUP),
     partitions_def=episodes,
     description="Enrich a range of episodes: every per-episode asset, batched into range runs.",
 )
