@@ -105,7 +105,9 @@ def _frames_after_seeks(container, stream, targets: list[float], tb: float) -> I
     current = None
     for target in targets:
         if decoder is None or current is None or target - current.pts * tb > 1.0:
-            container.seek(max(0, int(target / tb)), stream=stream, backward=True, any_frame=False)
+            container.seek(
+                max(0, round(target / tb)), stream=stream, backward=True, any_frame=False
+            )
             decoder = container.decode(stream)
             previous, current = None, next(decoder, None)
         while current is not None and current.pts * tb < target:

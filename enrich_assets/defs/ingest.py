@@ -117,9 +117,7 @@ def tech_quality(
     scored: list[dict] = []
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
-        kf = pipeline.catalog.read(
-            "keyframes", ref.dataset_id, where=f"episode_index = {ref.episode_index}"
-        )
+        kf = pipeline.catalog.read_part("keyframes", ref.dataset_id, f"{ref.episode_index:06d}")
         rows = [
             {
                 "camera": k["camera"],

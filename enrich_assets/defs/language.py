@@ -188,9 +188,7 @@ def _video_fetch(ref: EpisodeRef, timestamps: np.ndarray) -> FrameFetch:
 
 
 def _keyframe_rows(pipeline: PipelineResource, ref: EpisodeRef, table: str) -> list[dict]:
-    frame = pipeline.catalog.read(
-        table, ref.dataset_id, where=f"episode_index = {ref.episode_index}"
-    )
+    frame = pipeline.catalog.read_part(table, ref.dataset_id, f"{ref.episode_index:06d}")
     return list(frame.sort(["camera", "frame_index"]).iter_rows(named=True)) if frame.height else []
 
 

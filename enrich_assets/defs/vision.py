@@ -32,7 +32,8 @@ from enrich_assets.store.images import load_image
 
 PROFILE = load_settings().model_profile
 MODELS = load_yaml("models.yaml")
-Key = tuple[int, str, int]  # episode_index, camera, frame_index
+Key = tuple[str, int, str, int]  # dataset_id, episode_index, camera, frame_index
+Episode = tuple[str, int]  # dataset_id, episode_index
 
 
 def _spec(task: str) -> ModelSpec:
@@ -64,22 +65,22 @@ class VisionModels(dg.ConfigurableResource):
 def _batched_keyframes(
     pipeline: PipelineResource,
     run: Callable[[Iterator[tuple[Key, np.ndarray]]], Iterator[tuple[Key, Any]]],
-) -> tuple[Callable[[list[EpisodeRef]], None], dict[Key, Any], dict[int, list[dict]]]:
+) -> tuple[Callable[[list[EpisodeRef]], None], dict[Key, Any], dict[Episode, list[dict]]]:
     """A `prepare` hook that runs a model over all keyframes of the run's episodes at once."""
     results: dict[Key, Any] = {}
-    rows_by_episode: dict[int, list[dict]] = {}
+    rows_by_episode: dict[Episode, list[dict]] = {}
 
     def prepare(refs: list[EpisodeRef]) -> None:
-        for dataset_id in {r.dataset_id for r in refs}:
-            wanted = ", ".join(str(r.episode_index) for r in refs if r.dataset_id == dataset_id)
-            frame = pipeline.catalog.read(
-                "keyframes", dataset_id, where=f"episode_index IN ({wanted})"
+        for ref in refs:
+            part = pipeline.catalog.read_part(
+                "keyframes", ref.dataset_id, f"{ref.episode_index:06d}"
             )
-            for row in frame.sort(["episode_index", "camera", "frame_index"]).iter_rows(named=True):
-                rows_by_episode.setdefault(row["episode_index"], []).append(row)
+            if part.height:
+                rows = part.sort(["camera", "frame_index"]).iter_rows(named=True)
+                rows_by_episode[(ref.dataset_id, ref.episode_index)] = list(rows)
         items = (
             (
-                (r["episode_index"], r["camera"], r["frame_index"]),
+                _key(r),
                 load_image(pipeline.artifact_dir, r["tech_image_path"]),
             )
             for rows in rows_by_episode.values()
@@ -91,7 +92,7 @@ def _batched_keyframes(
 
 
 def _key(row: dict) -> Key:
-    return row["episode_index"], row["camera"], row["frame_index"]
+    return row["dataset_id"], row["episode_index"], row["camera"], row["frame_index"]
 
 
 def _provenance(model: Any) -> dict[str, str]:
@@ -137,7 +138,7 @@ def ai_embedding(
     prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model.run)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
-        rows = rows_by_episode.get(ref.episode_index, [])
+        rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
         matrix = np.stack([vectors[_key(r)] for r in rows]).astype(np.float32)
         dup = np.full(len(rows), -1)
         for camera in {r["camera"] for r in rows}:  # near-duplicates within one camera's sequence
@@ -204,7 +205,7 @@ def ai_detections(
     prepare, found, rows_by_episode = _batched_keyframes(pipeline, run)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
-        rows = rows_by_episode.get(ref.episode_index, [])
+        rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
         allowed = set(labels_by_dataset[ref.dataset_id])
         per_frame = [
             normalize_detections(
@@ -258,7 +259,7 @@ def ai_depth(
     prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model.run)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
-        rows = rows_by_episode.get(ref.episode_index, [])
+        rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
         out = []
         for r in rows:
             depth = maps[_key(r)]

@@ -68,6 +68,11 @@ class Catalog:
             )
             return conn.sql(f"{query} WHERE {where}").pl()
 
+    def read_part(self, table: str, dataset_id: str, part: str) -> pl.DataFrame:
+        """One part's rows (one episode's, for per-episode tables), without scanning the rest."""
+        path = self._path(table, dataset_id, part)
+        return pl.read_parquet(path) if path.is_file() else pl.DataFrame()
+
     def tables(self) -> list[str]:
         return sorted(p.name for p in self.root.glob("*") if p.is_dir() and self.has(p.name))
 
