@@ -9,6 +9,7 @@ from enrich_assets.enrich.diversity import (
     dtw_distances,
     episode_diversity,
     episode_sums,
+    most_similar_episode,
     percentile,
     repeated_demonstrations,
     trajectory_features,
@@ -68,6 +69,9 @@ def test_repeated_demonstration_pair_ranks_first():
     assert (pairs.a[0], pairs.b[0]) == (2, 6)
     assert pairs.similarity[0] > pairs.similarity[1] + 0.05
     assert (np.diff(pairs.similarity) <= 0).all() and (pairs.a < pairs.b).all()
+    partner, similarity = most_similar_episode(pairs, 8)
+    assert partner[2] == 6 and partner[6] == 2 and similarity[6] == pairs.similarity[0]
+    assert (partner >= 0).all() and (partner != np.arange(8)).all()
 
 
 def test_episode_sums_feed_vision_similarity():

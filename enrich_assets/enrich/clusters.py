@@ -34,7 +34,7 @@ class ClusterConfig:
     k: int | None = None  # kmeans clusters; None: from dataset size, within 20-50
     dims: int = 32  # PCA dimensions clustered in
     sample_size: int = 20_000  # rows the PCA (and HDBSCAN) are fitted on
-    min_cluster_size: int | None = None  # HDBSCAN; None: sample_size // 400, at least 10
+    min_cluster_size: int | None = None  # HDBSCAN; None: 1/800 of the sample, at least 10
     min_samples: int = 5  # HDBSCAN; lower labels fewer points noise
     drift_ratio: float = 1.25  # refit when new rows sit this much farther from centroids
     seed: int = 0
@@ -135,7 +135,7 @@ def fit_clusters(embeddings: np.ndarray, config: ClusterConfig = ClusterConfig()
     elif config.method == "hdbscan":
         import hdbscan
 
-        min_size = config.min_cluster_size or max(10, len(sample) // 400)
+        min_size = config.min_cluster_size or max(10, len(sample) // 800)
         exemplars = _project(sample, mean, components)
         exemplar_labels = (
             hdbscan.HDBSCAN(min_cluster_size=min_size, min_samples=config.min_samples)

@@ -151,3 +151,17 @@ def _knn_pairs(index: faiss.Index, x: np.ndarray, k: int) -> np.ndarray:
     j = nn.ravel()
     keep = (j >= 0) & (j != i)
     return np.stack([np.minimum(i, j)[keep], np.maximum(i, j)[keep]], axis=1)
+
+
+def most_similar_episode(pairs: EpisodePairs, n_episodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per episode position: its most similar candidate (-1 when none) and that similarity."""
+    me = np.concatenate([pairs.a, pairs.b])
+    other = np.concatenate([pairs.b, pairs.a])
+    score = np.concatenate([pairs.similarity, pairs.similarity])
+    best = np.lexsort((-score, me))
+    _, first = np.unique(me[best], return_index=True)
+    top = best[first]
+    partner = np.full(n_episodes, -1, np.int64)
+    similarity = np.full(n_episodes, np.nan, np.float32)
+    partner[me[top]], similarity[me[top]] = other[top], score[top]
+    return partner, similarity

@@ -62,8 +62,8 @@ class NearDuplicateIndex:
         clash = ids[np.isin(ids, self.ids)]
         if clash.size or len(np.unique(ids)) != n:
             raise ValueError(f"near-duplicates: ids already indexed or repeated: {clash[:5]}")
-        self.index = extend_index(self.index, embeddings, ids, self.params)
-        query, hit, sim = range_search(self.index, embeddings, self.threshold)
+        self.index, probes = extend_index(self.index, embeddings, ids, self.params)
+        query, hit, sim = range_search(self.index, embeddings, self.threshold, probes)
         query_id = ids[query]
         keep = query_id != hit
         a = np.minimum(query_id[keep], hit[keep])

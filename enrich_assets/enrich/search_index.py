@@ -39,7 +39,7 @@ def extend_search_index(
         raise ValueError(f"search index: {len(embeddings)} embeddings but {len(ids)} ids")
     if index is not None:
         index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, np.int64)))
-    return extend_index(index, embeddings, ids, params)
+    return extend_index(index, embeddings, ids, params)[0]
 
 
 def search(index: faiss.Index, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:

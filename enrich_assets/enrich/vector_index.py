@@ -11,6 +11,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +19,16 @@ import faiss
 import numpy as np
 
 CHUNK = 50_000  # rows normalised / searched at a time: bounds the extra memory to ~150 MB
+JOIN_CHUNK = 200_000  # query rows per IVF join pass: larger passes, larger (faster) GEMMs
+JOIN_BLOCK = 4096  # query rows per GEMM against one list: bounds a block to ~100 MB
 
 
 @dataclass(frozen=True)
 class IndexParams:
-    exact_below: int = 50_000  # rows; below this a flat index is exact and fast enough
-    nprobe: int = 4  # IVF lists searched per query; see docs/benchmarks/derived.md
-    train_per_list: int = 40  # training rows per IVF list (faiss warns below 39)
+    exact_below: int = 20_000  # rows; below this a flat index is exact and fast enough
+    nprobe: int = 2  # IVF lists searched per query; see docs/benchmarks/derived.md
+    train_per_list: int = 50  # training rows per IVF list (faiss warns below 39)
+    lists_per_sqrt_n: float = 3.0  # nlist = this * sqrt(rows expected)
     seed: int = 0
 
 
@@ -46,9 +50,10 @@ def chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def nlist_for(n: int) -> int:
-    """IVF list count ~4*sqrt(n): lists of a few hundred rows, a cheap coarse quantizer."""
-    return max(16, int(4 * math.sqrt(n)))
+def nlist_for(n: int, per_sqrt_n: float = 4.0) -> int:
+    """IVF list count ~c*sqrt(n): balances the coarse assignment (n * nlist) against the
+    list joins (n * nprobe * n / nlist)."""
+    return max(16, int(per_sqrt_n * math.sqrt(n)))
 
 
 def is_exact(index: faiss.Index) -> bool:
@@ -56,31 +61,74 @@ def is_exact(index: faiss.Index) -> bool:
 
 
 def new_index(sample: np.ndarray, n_expected: int, params: IndexParams) -> faiss.Index:
-    """Empty index for about `n_expected` rows; an IVF one is trained on `sample` (unit rows)."""
+    """Empty index for about `n_expected` rows; an IVF one is trained on `sample`.
+
+    IVF centroids come from two-level spherical k-means: a fraction of the cost of one flat
+    k-means with nlist centroids, and lists about as balanced.
+    """
     d = sample.shape[1]
     if n_expected < params.exact_below:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(d))
-    nlist = nlist_for(n_expected)
+    nlist = nlist_for(n_expected, params.lists_per_sqrt_n)
     rng = np.random.default_rng(params.seed)
     take = min(len(sample), nlist * params.train_per_list)
-    train = sample[np.sort(rng.choice(len(sample), take, replace=False))]
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.train(unit_rows(train))
+    train = unit_rows(sample[np.sort(rng.choice(len(sample), take, replace=False))])
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # many small k-means: threads only wait on each other
+    try:
+        centroids = _two_level_centroids(train, nlist, params.seed)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    quantizer = faiss.IndexFlatIP(d)
+    quantizer.add(centroids)
+    index = faiss.IndexIVFFlat(quantizer, d, len(centroids), faiss.METRIC_INNER_PRODUCT)
     index.nprobe = params.nprobe
     return index
 
 
-def add_rows(index: faiss.Index, x: np.ndarray, ids: np.ndarray) -> None:
-    """Add `x` (any float rows; normalised here chunk by chunk) under `ids`."""
+def _two_level_centroids(train: np.ndarray, nlist: int, seed: int) -> np.ndarray:
+    """About `nlist` unit centroids: sqrt(nlist) coarse spherical k-means clusters, each split
+    into a share of the lists proportional to its size (at least one)."""
+    d = train.shape[1]
+    coarse = faiss.Kmeans(d, int(math.sqrt(nlist)), niter=10, spherical=True, seed=seed)
+    coarse.train(train)
+    _, assigned = coarse.index.search(train, 1)
+    assigned = assigned[:, 0]
+    centroids = []
+    for c in np.unique(assigned):
+        members = train[assigned == c]
+        k = max(1, min(len(members), round(nlist * len(members) / len(train))))
+        fine = faiss.Kmeans(d, k, niter=10, spherical=True, seed=seed)
+        fine.train(members)
+        centroids.append(fine.centroids)
+    return unit_rows(np.concatenate(centroids))
+
+
+def add_rows(index: faiss.Index, x: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
+    """Add `x` (any float rows; normalised here chunk by chunk) under `ids`.
+
+    For IVF returns each row's `nprobe` nearest lists (the first is where it is stored), so
+    a following `range_search` of the same rows need not assign them again.
+    """
     ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if is_exact(index):
+        for part in chunks(len(x)):
+            index.add_with_ids(unit_rows(x[part]), ids[part])
+        return None
+    ivf = faiss.extract_index_ivf(index)
+    probes = np.empty((len(x), ivf.nprobe), np.int64)
     for part in chunks(len(x)):
-        index.add_with_ids(unit_rows(x[part]), ids[part])
+        q = unit_rows(x[part])
+        _, probes[part] = ivf.quantizer.search(q, ivf.nprobe)
+        primary = np.ascontiguousarray(probes[part, 0])
+        ivf.add_core(len(q), faiss.swig_ptr(q), faiss.swig_ptr(ids[part]), faiss.swig_ptr(primary))
+    return probes
 
 
 def extend_index(
     index: faiss.Index | None, x: np.ndarray, ids: np.ndarray, params: IndexParams
-) -> faiss.Index:
-    """Add rows (to a new index when `index` is None); returns the index that holds them.
+) -> tuple[faiss.Index, np.ndarray | None]:
+    """Add rows (to a new index when `index` is None): (the index holding them, their probes).
 
     An exact index that outgrows `params.exact_below` is rebuilt once as IVF, trained on
     everything it held plus the new rows; after that, rows are only added.
@@ -93,21 +141,68 @@ def extend_index(
         old_x, old_ids = flat.reconstruct_n(0, flat.ntotal), faiss.vector_to_array(index.id_map)
         index = new_index(np.concatenate([old_x, np.asarray(x, np.float32)]), total, params)
         add_rows(index, old_x, old_ids)
-    add_rows(index, x, ids)
-    return index
+    return index, add_rows(index, x, ids)
 
 
 def range_search(
-    index: faiss.Index, x: np.ndarray, threshold: float
+    index: faiss.Index, x: np.ndarray, threshold: float, probes: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (query position, row id, cosine) with cosine > threshold; never an n-by-n matrix."""
-    queries, hits, sims = [], [], []
-    for part in chunks(len(x)):
-        lims, dist, ids = index.range_search(unit_rows(x[part]), threshold)
-        queries.append(np.repeat(np.arange(part.start, part.stop), np.diff(lims).astype(np.int64)))
-        hits.append(ids)
-        sims.append(dist)
-    return np.concatenate(queries), np.concatenate(hits), np.concatenate(sims)
+    """All (query position, row id, cosine) with cosine > threshold; never an n-by-n matrix.
+
+    On IVF this is a join by list, not faiss's per-query scan: the queries probing a list are
+    multiplied with its stored rows in one GEMM, several times faster on the same candidates.
+    """
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    if is_exact(index):
+        for part in chunks(len(x)):
+            lims, sims, ids = index.range_search(unit_rows(x[part]), threshold)
+            rows = np.repeat(np.arange(part.start, part.stop), np.diff(lims).astype(np.int64))
+            found.append((rows, ids, sims))
+    else:
+        ivf = faiss.extract_index_ivf(index)
+        for part in chunks(len(x), JOIN_CHUNK):
+            q = unit_rows(x[part])
+            probed = ivf.quantizer.search(q, ivf.nprobe)[1] if probes is None else probes[part]
+            found += _join_lists(ivf, q, probed, threshold, part.start)
+    rows, ids, sims = (np.concatenate(column) for column in zip(*found, strict=True))
+    return rows, ids, sims
+
+
+def _join_lists(
+    ivf: faiss.IndexIVF, q: np.ndarray, probes: np.ndarray, threshold: float, offset: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Queries grouped by probed list, each group multiplied with that list's rows.
+
+    The GEMMs are small (hundreds of rows), where a multi-threaded BLAS spends its time
+    synchronising, the more so on a busy machine: they run single-threaded, one list per
+    worker thread (numpy releases the GIL inside the product).
+    """
+    from threadpoolctl import threadpool_limits
+
+    nprobe = probes.shape[1]
+    flat = probes.ravel()
+    order = np.argsort(flat, kind="stable")
+    lists, starts = np.unique(flat[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+
+    def join(lst: int, start: int, end: int) -> list[tuple[np.ndarray, ...]]:
+        size = ivf.invlists.list_size(lst) if lst >= 0 else 0
+        if not size:
+            return []
+        codes = faiss.rev_swig_ptr(ivf.invlists.get_codes(lst), size * ivf.code_size)
+        members = codes.view(np.float32).reshape(size, ivf.d)
+        member_ids = faiss.rev_swig_ptr(ivf.invlists.get_ids(lst), size)
+        found = []
+        for block in chunks(end - start, JOIN_BLOCK):
+            rows = order[start + block.start : start + block.stop] // nprobe
+            sims = q[rows] @ members.T
+            r, c = np.nonzero(sims > threshold)
+            found.append((rows[r] + offset, member_ids[c].copy(), sims[r, c]))
+        return found
+
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(os.cpu_count()) as pool:
+        parts = pool.map(join, lists.tolist(), starts.tolist(), ends.tolist())
+        return [found for part in parts for found in part]
 
 
 def knn_search(index: faiss.Index, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
