@@ -42,6 +42,7 @@ from enrich_assets.enrich.near_duplicates import (
 )
 from enrich_assets.enrich.search_index import extend_search_index, save_search_index
 from enrich_assets.schema import config_hash, to_table
+from enrich_assets.store.keyframe_search import index_dir
 
 CODE_VERSION = "1"
 PART = "all"  # unpartitioned tables: one catalog part per dataset
@@ -296,10 +297,6 @@ def ai_episode_diversity(
     )
 
 
-def search_dir(data_dir: Path, dataset_id: str) -> Path:
-    return derived_dir(data_dir, "index", dataset_id)
-
-
 @dg.asset(
     deps=[ai_embedding],
     code_version=config_hash(CODE_VERSION),
@@ -315,7 +312,7 @@ def ai_search_index(
     meta: dict[str, Any] = {}
     for dataset_id, keys, matrix in embeddings(pipeline):
         index = extend_search_index(None, matrix, np.arange(len(matrix)))
-        path = save_search_index(index, search_dir(pipeline.settings.data_dir, dataset_id))
+        path = save_search_index(index, index_dir(pipeline.settings.data_dir, dataset_id))
         rows = [
             {**k, "ai_search_id": i, "ai_search_index_path": str(path)}
             for i, k in enumerate(keys.iter_rows(named=True))
