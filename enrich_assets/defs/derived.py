@@ -140,7 +140,8 @@ def ai_semantic_cluster(
         ]
         write_rows(context, pipeline, "ai_semantic_cluster", dataset_id, rows)
         balance = check_cluster_balance(labels)
-        failures += [f"{dataset_id}: {m}" for m in balance.failures]
+        if not balance.passed:
+            failures.append(f"{dataset_id}: {balance.message}")
         sizes.append(np.bincount(labels[labels >= 0], minlength=len(model.centroids)))
         meta[dataset_id] = {
             "version": model.version,
