@@ -41,6 +41,12 @@ def test_derived_search_and_export(settings, sample_root: Path, capsys) -> None:
     assert clusters.height == keyframes.height == 60
     assert clusters["ai_cluster_id"].min() >= 0 and clusters["ai_cluster_version"].n_unique() == 1
     assert (settings.data_dir / "clusters" / "sample" / "model.npz").is_file()
+    # a second run assigns with the stored model (no drift on the same rows): same version
+    again = materialize_dataset(build_definitions(), settings, sample_root, "ai_semantic_cluster")
+    assert again.ok and again.runs == 1
+    relabelled = catalog.read("ai_semantic_cluster")
+    assert relabelled["ai_cluster_version"].to_list() == clusters["ai_cluster_version"].to_list()
+    assert relabelled["run_id"][0] != clusters["run_id"][0]
 
     truth = json.loads((sample_root / "meta" / "sample_truth.json").read_text())
     planted = truth["defects"]["near_duplicate"]

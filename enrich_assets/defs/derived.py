@@ -5,6 +5,8 @@ is still on disk and rewrites one catalog part ("all") per dataset. Persistent s
 cluster model, the search index) lives under `data/`, one folder per dataset.
 """
 
+import os
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +69,15 @@ def embeddings(pipeline: PipelineResource) -> Iterator[tuple[str, pl.DataFrame, 
         yield dataset_id, frame.select(KEYS), matrix
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """A unique temporary file, then rename: concurrent runs never clash or tear the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 def write_rows(
     context: dg.AssetExecutionContext,
     pipeline: PipelineResource,
@@ -125,10 +136,7 @@ def ai_semantic_cluster(
         if refit:
             model = fit_clusters(matrix, CLUSTER_CONFIG)
             labels, distance = assign_clusters(model, matrix)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".partial")
-            tmp.write_bytes(model.to_bytes())
-            tmp.replace(path)
+            write_atomic(path, model.to_bytes())
         rows = [
             {
                 **k,
