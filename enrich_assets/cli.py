@@ -51,6 +51,92 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from enrich_assets.definitions import defs
+    from enrich_assets.defs.runs import materialize_dataset
+    from enrich_assets.models.image_embedder import load_image_embedder
+    from enrich_assets.models.registry import load_model_spec
+    from enrich_assets.store.artifacts import write_artifact
+    from enrich_assets.store.catalog import Catalog
+    from enrich_assets.store.images import contact_sheet, load_image
+    from enrich_assets.store.keyframe_search import has_index, search_keyframes
+    from enrich_assets.store.registry import DatasetRegistry
+
+    if not args.text and not args.image:
+        raise ValueError("search needs a text query, --image FILE, or both")
+    settings = load_settings()
+    root = Path(args.dataset)
+    dataset_id = DatasetRegistry(settings.registry_path).register(root)
+    if not has_index(settings.data_dir, dataset_id):
+        print(f"no search index for {dataset_id} yet: materializing *ai_search_index")
+        report = materialize_dataset(defs, settings, root, "*ai_search_index")
+        if not has_index(settings.data_dir, dataset_id):
+            print(
+                f"error: building the search index failed: {report.failures[:3]}", file=sys.stderr
+            )
+            return 1
+    model = load_image_embedder(load_model_spec("embedding", profile=settings.model_profile))
+    queries = []  # text and image together: the sum of their unit vectors
+    if args.text:
+        queries.append(model.embed_texts([args.text])[0])
+    if args.image:
+        image = np.asarray(Image.open(args.image).convert("RGB"))
+        queries.append(model.embed_images([image])[0])
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    hits = search_keyframes(catalog, settings.data_dir, dataset_id, np.sum(queries, axis=0), args.k)
+    print(f"{hits.height} hits in {dataset_id} ({model.model_id})")
+    print(f"{'episode':>7} {'frame':>6} {'camera':<32} {'time_s':>8} {'score':>7}  caption")
+    for h in hits.iter_rows(named=True):
+        print(
+            f"{h['episode_index']:>7} {h['frame_index']:>6} {h['camera']:<32} "
+            f"{h['tech_timestamp']:>8.3f} {h['score']:>7.4f}  {h.get('ai_caption') or ''}"
+        )
+    if hits.height:
+        images = [load_image(settings.artifact_dir, p) for p in hits["tech_image_path"]]
+        buffer = io.BytesIO()
+        Image.fromarray(contact_sheet(images)).save(buffer, format="PNG")
+        sheet = write_artifact(settings.artifact_dir, "search", buffer.getvalue(), ".png")
+        print(f"contact sheet: {settings.artifact_dir / sheet}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from enrich_assets.datasets.export import export_episodes
+    from enrich_assets.datasets.lerobot import open_lerobot
+    from enrich_assets.store.catalog import Catalog
+    from enrich_assets.store.episode_view import balance_clusters, episode_view
+    from enrich_assets.store.registry import DatasetRegistry
+
+    settings = load_settings()
+    root = Path(args.dataset).resolve()
+    dataset_id = DatasetRegistry(settings.registry_path).register(root)
+    reader = open_lerobot(root, dataset_id)
+    refs = reader.episodes()
+    episodes = pl.DataFrame(
+        {
+            "episode_index": [r.episode_index for r in refs],
+            "length": [r.length for r in refs],
+            "task": [r.task for r in refs],
+        }
+    )
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    selected = episode_view(catalog, dataset_id, episodes, args.where)
+    if args.cluster_balance:
+        selected = balance_clusters(selected)
+    chosen = selected["episode_index"].to_list()
+    print(f"{len(chosen)} of {len(refs)} episodes selected: {chosen}")
+    out = export_episodes(reader, chosen, Path(args.out))
+    print(f"wrote LeRobot v3.0 dataset: {out} (episodes renumbered 0..{len(chosen) - 1})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enrich-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +157,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="partitions known, materialized, failed; checks failing")
     p.add_argument("--dataset", required=True)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("search", help="text (or example image) -> keyframe search")
+    p.add_argument("text", nargs="?", default="", help="query text (CLIP text tower)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--image", help="an example image to search by")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("export", help="write the episodes matching --where as a new dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True, help="new dataset root (absent or empty)")
+    p.add_argument(
+        "--where",
+        default="true",
+        help="SQL over the episode view: episode_index, length, task, tech_quality_score, "
+        "is_duplicate_episode, duplicate_of_episode, diversity, diversity_percentile, cluster_id",
+    )
+    p.add_argument(
+        "--cluster-balance",
+        action="store_true",
+        help="keep at most the median cluster's count of episodes per dominant cluster",
+    )
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from enrich_assets.defs import ingest, language, vision
+from enrich_assets.defs import derived, ingest, language, vision
 from enrich_assets.defs.jobs import enrich_episodes_job
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.defs.sensors import new_episodes
@@ -14,7 +14,7 @@ from enrich_assets.settings import load_settings
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest, vision, language]),
+        assets=dg.load_assets_from_modules([ingest, vision, language, derived]),
         jobs=[enrich_episodes_job],
         sensors=[new_episodes],
         resources={

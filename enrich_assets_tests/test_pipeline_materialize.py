@@ -55,7 +55,7 @@ def test_sample_dataset_end_to_end_and_idempotent(settings, sample_root: Path) -
     everything = "not group:writeback"
     report = materialize_dataset(defs, settings, sample_root, select=everything)
     assert report.ok, report.failures
-    assert report.runs == 1  # one range run for all six episodes, not one per episode
+    assert report.runs == 2  # one range run for all six episodes, then one for derived assets
     assert report.summary["tech_quality"]["ok"] == 6
     keyframes = _catalog(settings).read("keyframes")
     assert keyframes.height == 6 * 2 * 5  # 6 episodes, 2 cameras, 5 keyframes
