@@ -10,6 +10,8 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +40,16 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
         shutil.copy(REPO_DAGSTER_YAML, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     # two processes creating a new SQLite instance at once race on its schema: serialise that
+    with instance_lock(home):
+        return dg.DagsterInstance.get()
+
+
+@contextmanager
+def instance_lock(home: Path) -> Iterator[None]:
+    """Serialise read-then-write steps on the instance (schema creation, adding partitions)."""
     with open(home / ".init.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return dg.DagsterInstance.get()
+        yield
 
 
 def parse_selection(text: str) -> dg.AssetSelection:
@@ -76,8 +85,9 @@ def register_dataset(
             raise ValueError(f"{root}: no episodes {unknown} (it has {indices[0]}..{indices[-1]})")
         indices = [i for i in indices if i in set(only)]
     all_keys = [partition_key(dataset_id, i) for i in (e.episode_index for e in reader.episodes())]
-    known = set(instance.get_dynamic_partitions(episodes.name))
-    instance.add_dynamic_partitions(episodes.name, [k for k in all_keys if k not in known])
+    with instance_lock(settings.dagster_home):
+        known = set(instance.get_dynamic_partitions(episodes.name))
+        instance.add_dynamic_partitions(episodes.name, [k for k in all_keys if k not in known])
     return Registration(dataset_id, reader, [partition_key(dataset_id, i) for i in indices])
 
 
