@@ -20,6 +20,7 @@ import dagster as dg
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.errors import DatasetError
+from enrich_assets.defs.partitions import EPISODE_BACKFILL, episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.enrich.rules import RuleOutcome, Severity
 from enrich_assets.partition_keys import parse_partition_key
@@ -31,6 +32,23 @@ from enrich_assets.store.episode_log import STATUS, VALIDATION, quarantine_reaso
 class EpisodeOutput:
     rows: list[dict[str, Any]]
     outcomes: list[RuleOutcome] = field(default_factory=list)
+
+
+def episode_asset(
+    *, rules: Mapping[str, Severity] | None = None, **asset_args: Any
+) -> Callable[[Callable[..., dg.MaterializeResult]], dg.AssetsDefinition]:
+    """`@dg.asset` for a per-episode asset: episode partitions, batched backfills, and its
+    rules declared as checks. Everything else (deps, code_version, group...) passes through."""
+
+    def decorate(fn: Callable[..., dg.MaterializeResult]) -> dg.AssetsDefinition:
+        return dg.asset(
+            partitions_def=episodes,
+            backfill_policy=EPISODE_BACKFILL,
+            check_specs=check_specs(fn.__name__, rules or {}),
+            **asset_args,
+        )(fn)
+
+    return decorate
 
 
 def check_specs(asset: str, rules: Mapping[str, Severity]) -> list[dg.AssetCheckSpec]:

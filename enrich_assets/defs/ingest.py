@@ -5,9 +5,8 @@ import numpy as np
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.lerobot import read_frames
-from enrich_assets.defs.episode_assets import EpisodeOutput, check_specs, materialize_episodes
+from enrich_assets.defs.episode_assets import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.metadata import contact_sheet_metadata
-from enrich_assets.defs.partitions import EPISODE_BACKFILL, episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.enrich.keyframes import KeyframePolicy, check_keyframes, extract_keyframes
 from enrich_assets.enrich.quality import QualityConfig, check_quality, score_image
@@ -33,9 +32,7 @@ def quality_config() -> QualityConfig:
     return QualityConfig(**cfg, weights=(w["sharpness"], w["exposure"], w["completeness"]))
 
 
-@dg.asset(
-    partitions_def=episodes,
-    backfill_policy=EPISODE_BACKFILL,
+@episode_asset(
     code_version=config_hash(CODE_VERSION),
     group_name="ingest",
     kinds={"duckdb", "parquet"},
@@ -51,12 +48,10 @@ def episode_manifest(
     )
 
 
-@dg.asset(
-    partitions_def=episodes,
-    backfill_policy=EPISODE_BACKFILL,
+@episode_asset(
     code_version=config_hash(CODE_VERSION, KEYFRAME_CONFIG),
     deps=[episode_manifest],
-    check_specs=check_specs("keyframes", KEYFRAME_RULES),
+    rules=KEYFRAME_RULES,
     group_name="ingest",
     kinds={"duckdb", "pyav"},
 )
@@ -100,12 +95,10 @@ def keyframes(
     )
 
 
-@dg.asset(
-    partitions_def=episodes,
-    backfill_policy=EPISODE_BACKFILL,
+@episode_asset(
     code_version=config_hash(CODE_VERSION, QUALITY_CONFIG),
     deps=[keyframes],
-    check_specs=check_specs("tech_quality", QUALITY_RULES),
+    rules=QUALITY_RULES,
     group_name="ingest",
     kinds={"duckdb", "numpy"},
 )

@@ -26,10 +26,9 @@ from enrich_assets.datasets.lerobot_language_writer import (
     write_from_staging,
 )
 from enrich_assets.datasets.video import decode_at
-from enrich_assets.defs.episode_assets import EpisodeOutput, check_specs, materialize_episodes
+from enrich_assets.defs.episode_assets import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.ingest import episode_manifest, keyframes
 from enrich_assets.defs.jobs import WRITEBACK_GROUP
-from enrich_assets.defs.partitions import EPISODE_BACKFILL, episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.defs.vision import ai_embedding
 from enrich_assets.enrich.language.captions import caption_keyframes, caption_tags
@@ -195,12 +194,10 @@ def _keyframe_rows(pipeline: PipelineResource, ref: EpisodeRef, table: str) -> l
 CAPTION_RULES = {"caption_length": Severity.WARN, "caption_present": Severity.WARN}
 
 
-@dg.asset(
-    partitions_def=episodes,
-    backfill_policy=EPISODE_BACKFILL,
+@episode_asset(
     code_version=_code_version("caption"),
     deps=[keyframes, ai_embedding],
-    check_specs=check_specs("ai_caption", CAPTION_RULES),
+    rules=CAPTION_RULES,
     group_name="language",
     pool="vlm_api",
     kinds={"openai", "duckdb"},
@@ -245,9 +242,7 @@ def ai_caption(
         )
 
 
-@dg.asset(
-    partitions_def=episodes,
-    backfill_policy=EPISODE_BACKFILL,
+@episode_asset(
     code_version="1",
     deps=[ai_caption],
     group_name="language",
@@ -332,12 +327,10 @@ def _rules(module: str) -> dict[str, Severity]:
     return {f"language_{module}_calls": Severity.WARN, **LANGUAGE_RULES}
 
 
-@dg.asset(
-    partitions_def=episodes,
-    backfill_policy=EPISODE_BACKFILL,
+@episode_asset(
     code_version=_code_version("plan"),
     deps=[episode_manifest],
-    check_specs=check_specs("language_plan", _rules("plan")),
+    rules=_rules("plan"),
     group_name="language",
     pool="vlm_api",
     kinds={"openai", "duckdb"},
@@ -354,12 +347,10 @@ def language_plan(
     return _language_asset(context, pipeline, vlm, "plan", run, ["episode_manifest"])
 
 
-@dg.asset(
-    partitions_def=episodes,
-    backfill_policy=EPISODE_BACKFILL,
+@episode_asset(
     code_version=_code_version("interjections"),
     deps=[language_plan],
-    check_specs=check_specs("language_interjections", _rules("interjections")),
+    rules=_rules("interjections"),
     group_name="language",
     pool="vlm_api",
     kinds={"openai", "duckdb"},
@@ -388,12 +379,10 @@ def language_interjections(
     )
 
 
-@dg.asset(
-    partitions_def=episodes,
-    backfill_policy=EPISODE_BACKFILL,
+@episode_asset(
     code_version=_code_version("vqa"),
     deps=[episode_manifest],
-    check_specs=check_specs("language_vqa", _rules("vqa")),
+    rules=_rules("vqa"),
     group_name="language",
     pool="vlm_api",
     kinds={"openai", "duckdb"},

@@ -11,9 +11,8 @@ import dagster as dg
 import numpy as np
 
 from enrich_assets.datasets.episode import EpisodeRef
-from enrich_assets.defs.episode_assets import EpisodeOutput, check_specs, materialize_episodes
+from enrich_assets.defs.episode_assets import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.ingest import keyframes
-from enrich_assets.defs.partitions import EPISODE_BACKFILL, episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.enrich.depth import check_depth, depth_kind, depth_stats, encode_depth
 from enrich_assets.enrich.detections import (
@@ -121,12 +120,10 @@ DEPTH_RULES = dict.fromkeys(["depth_shape", "depth_finite", "depth_positive"], S
 NEAR_DUP_THRESHOLD = 0.95
 
 
-@dg.asset(
-    partitions_def=episodes,
-    backfill_policy=EPISODE_BACKFILL,
+@episode_asset(
     code_version=config_hash(MODELS["models"][_spec("embedding").name], NEAR_DUP_THRESHOLD),
     deps=[keyframes],
-    check_specs=check_specs("ai_embedding", EMBEDDING_RULES),
+    rules=EMBEDDING_RULES,
     group_name="vision",
     kinds={"pytorch", "duckdb"},
 )
@@ -173,14 +170,12 @@ def ai_embedding(
     )
 
 
-@dg.asset(
-    partitions_def=episodes,
-    backfill_policy=EPISODE_BACKFILL,
+@episode_asset(
     code_version=config_hash(
         MODELS["models"][_spec("detection").name], load_yaml("detection_vocabulary.yaml")
     ),
     deps=[keyframes],
-    check_specs=check_specs("ai_detections", DETECTION_RULES),
+    rules=DETECTION_RULES,
     group_name="vision",
     kinds={"pytorch", "duckdb"},
 )
@@ -242,12 +237,10 @@ def ai_detections(
     )
 
 
-@dg.asset(
-    partitions_def=episodes,
-    backfill_policy=EPISODE_BACKFILL,
+@episode_asset(
     code_version=config_hash(MODELS["models"][_spec("depth").name]),
     deps=[keyframes],
-    check_specs=check_specs("ai_depth", DEPTH_RULES),
+    rules=DEPTH_RULES,
     group_name="vision",
     kinds={"pytorch", "duckdb"},
 )
