@@ -6,7 +6,6 @@ from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.errors import EpisodeError
@@ -39,10 +38,6 @@ class PipelineResource(dg.ConfigurableResource):
     @property
     def registry(self) -> DatasetRegistry:
         return DatasetRegistry(self.settings.registry_path)
-
-    @property
-    def views(self) -> DuckDBResource:
-        return DuckDBResource(database=str(self.settings.duckdb_path))
 
     def reader(self, dataset_id: str) -> LeRobotReader:
         cache = self.__dict__.setdefault("_readers", {})
