@@ -12,6 +12,7 @@ import pytest
 from enrich_assets.datasets.errors import DatasetError, EpisodeError
 from enrich_assets.datasets.lerobot import open_lerobot, read_frames
 from enrich_assets.datasets.video import decode_all, decode_at
+from enrich_assets.enrich.keyframes import KeyframePolicy, extract_keyframes
 from enrich_assets.enrich.manifest import build_manifest
 from enrich_assets_tests.conftest import real_fixture
 
@@ -96,8 +97,7 @@ def test_missing_and_truncated_video(real_copy) -> None:  # noqa: ANN001
     assert "episode_000001.mp4" in str(err.value)
     with pytest.raises(EpisodeError, match="episode_000002.mp4"):
         build_manifest(episodes[2])
-        from enrich_assets.enrich.keyframes import KeyframePolicy, extract_keyframes
-
+    with pytest.raises(EpisodeError, match="episode_000002.mp4"):  # the decoder names it too
         extract_keyframes(episodes[2], KeyframePolicy())
 
 
