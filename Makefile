@@ -1,0 +1,26 @@
+# The two quickstart commands: `make demo` and `make test`. Each sets up .venv itself.
+VENV := .venv
+PY := $(VENV)/bin/python
+DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+.PHONY: setup demo test lint ui bench
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	uv sync --frozen --extra dev
+	@touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) -m enrich_assets.demo
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+ui: setup
+	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/ || true
+	DAGSTER_HOME=$(DAGSTER_HOME) $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1

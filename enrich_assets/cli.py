@@ -1,0 +1,197 @@
+"""`enrich-assets`: the command line over the same Dagster definitions the UI shows."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from enrich_assets.datasets.errors import DatasetError
+from enrich_assets.settings import load_settings
+
+
+def _episodes(text: str | None) -> list[int] | None:
+    return None if text is None else [int(x) for x in text.split(",") if x.strip()]
+
+
+def cmd_sample_dataset(args: argparse.Namespace) -> int:
+    from enrich_assets.datasets.sample import write_sample_dataset
+
+    root = write_sample_dataset(Path(args.out), episodes=args.episodes, seed=args.seed)
+    print(f"wrote sample LeRobot v3.0 dataset: {root}")
+    return 0
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    from enrich_assets.definitions import defs
+    from enrich_assets.defs.runs import materialize_dataset
+
+    settings = load_settings()
+    report = materialize_dataset(
+        defs, settings, Path(args.dataset), args.select, _episodes(args.episodes), args.batch_size
+    )
+    print(f"dataset {report.dataset_id}: {report.episodes} episodes in {report.runs} Dagster runs")
+    for asset, counts in sorted(report.summary.items()):
+        print(f"  {asset:<24} " + "  ".join(f"{k}={v}" for k, v in counts.items()))
+    for asset, ep, status, message in report.failures:
+        print(f"  {status.upper()}: {asset} episode {ep}: {message}")
+    for asset, ep, rule, message in report.checks_failing[:20]:
+        print(f"  check {asset}.{rule} failed for episode {ep}: {message}")
+    for run_id in report.failed_runs:
+        print(f"  run {run_id} failed: see `dagster dev` (DAGSTER_HOME={settings.dagster_home})")
+    print(f"catalog: {settings.duckdb_path} (views over {settings.catalog_dir})")
+    return 0 if report.ok else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from enrich_assets.defs.status import dataset_status
+
+    print(dataset_status(load_settings(), Path(args.dataset)))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from enrich_assets.definitions import defs
+    from enrich_assets.defs.runs import materialize_dataset
+    from enrich_assets.models.image_embedder import load_image_embedder
+    from enrich_assets.models.registry import load_model_spec
+    from enrich_assets.store.artifacts import write_artifact
+    from enrich_assets.store.catalog import Catalog
+    from enrich_assets.store.images import contact_sheet, load_image
+    from enrich_assets.store.keyframe_search import has_index, search_keyframes
+    from enrich_assets.store.registry import DatasetRegistry
+
+    if not args.text and not args.image:
+        raise ValueError("search needs a text query, --image FILE, or both")
+    settings = load_settings()
+    root = Path(args.dataset)
+    dataset_id = DatasetRegistry(settings.registry_path).register(root)
+    if not has_index(settings.data_dir, dataset_id):
+        print(f"no search index for {dataset_id} yet: materializing *ai_search_index")
+        report = materialize_dataset(defs, settings, root, "*ai_search_index")
+        if not has_index(settings.data_dir, dataset_id):
+            print(
+                f"error: building the search index failed: {report.failures[:3]}", file=sys.stderr
+            )
+            return 1
+    model = load_image_embedder(load_model_spec("embedding", profile=settings.model_profile))
+    queries = []  # text and image together: the sum of their unit vectors
+    if args.text:
+        queries.append(model.embed_texts([args.text])[0])
+    if args.image:
+        image = np.asarray(Image.open(args.image).convert("RGB"))
+        queries.append(model.embed_images([image])[0])
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    hits = search_keyframes(catalog, settings.data_dir, dataset_id, np.sum(queries, axis=0), args.k)
+    print(f"{hits.height} hits in {dataset_id} ({model.model_id})")
+    print(f"{'episode':>7} {'frame':>6} {'camera':<32} {'time_s':>8} {'score':>7}  caption")
+    for h in hits.iter_rows(named=True):
+        print(
+            f"{h['episode_index']:>7} {h['frame_index']:>6} {h['camera']:<32} "
+            f"{h['tech_timestamp']:>8.3f} {h['score']:>7.4f}  {h.get('ai_caption') or ''}"
+        )
+    if hits.height:
+        images = [load_image(settings.artifact_dir, p) for p in hits["tech_image_path"]]
+        buffer = io.BytesIO()
+        Image.fromarray(contact_sheet(images)).save(buffer, format="PNG")
+        sheet = write_artifact(settings.artifact_dir, "search", buffer.getvalue(), ".png")
+        print(f"contact sheet: {settings.artifact_dir / sheet}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from enrich_assets.datasets.export import export_episodes
+    from enrich_assets.datasets.lerobot import open_lerobot
+    from enrich_assets.store.catalog import Catalog
+    from enrich_assets.store.episode_view import balance_clusters, episode_view
+    from enrich_assets.store.registry import DatasetRegistry
+
+    settings = load_settings()
+    root = Path(args.dataset).resolve()
+    dataset_id = DatasetRegistry(settings.registry_path).register(root)
+    reader = open_lerobot(root, dataset_id)
+    refs = reader.episodes()
+    episodes = pl.DataFrame(
+        {
+            "episode_index": [r.episode_index for r in refs],
+            "length": [r.length for r in refs],
+            "task": [r.task for r in refs],
+        }
+    )
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    selected = episode_view(catalog, dataset_id, episodes, args.where)
+    if args.cluster_balance:
+        selected = balance_clusters(selected)
+    chosen = selected["episode_index"].to_list()
+    print(f"{len(chosen)} of {len(refs)} episodes selected: {chosen}")
+    out = export_episodes(reader, chosen, Path(args.out))
+    print(f"wrote LeRobot v3.0 dataset: {out} (episodes renumbered 0..{len(chosen) - 1})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="enrich-assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sample-dataset", help="write the synthetic LeRobot v3.0 sample dataset")
+    p.add_argument("out")
+    p.add_argument("--episodes", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_sample_dataset)
+
+    p = sub.add_parser("materialize", help="register a dataset's episodes and materialize assets")
+    p.add_argument("--dataset", required=True, help="dataset root (LeRobot v3.0 or v2.1)")
+    p.add_argument("--select", default="*", help="Dagster asset selection (default: everything)")
+    p.add_argument("--episodes", help="comma-separated episode indices (default: all)")
+    p.add_argument("--batch-size", type=int, help="episodes per Dagster run")
+    p.set_defaults(func=cmd_materialize)
+
+    p = sub.add_parser("status", help="partitions known, materialized, failed; checks failing")
+    p.add_argument("--dataset", required=True)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("search", help="text (or example image) -> keyframe search")
+    p.add_argument("text", nargs="?", default="", help="query text (CLIP text tower)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--image", help="an example image to search by")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("export", help="write the episodes matching --where as a new dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True, help="new dataset root (absent or empty)")
+    p.add_argument(
+        "--where",
+        default="true",
+        help="SQL over the episode view: episode_index, length, task, tech_quality_score, "
+        "is_duplicate_episode, duplicate_of_episode, diversity, diversity_percentile, cluster_id",
+    )
+    p.add_argument(
+        "--cluster-balance",
+        action="store_true",
+        help="keep at most the median cluster's count of episodes per dominant cluster",
+    )
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", module="dagster")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DatasetError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The code location: assets, checks, sensor, job and resources, assembled."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from enrich_assets.defs import derived, ingest, language, vision
+from enrich_assets.defs.jobs import enrich_episodes_job
+from enrich_assets.defs.resources import PipelineResource
+from enrich_assets.defs.sensors import new_episodes
+from enrich_assets.settings import load_settings
+
+
+def build_definitions() -> dg.Definitions:
+    settings = load_settings()
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([ingest, vision, language, derived]),
+        jobs=[enrich_episodes_job],
+        sensors=[new_episodes],
+        resources={
+            "pipeline": PipelineResource(
+                data_dir=str(settings.data_dir),
+                dataset_roots=[str(r) for r in settings.dataset_roots],
+            ),
+            "vision": vision.VisionModels(profile=settings.model_profile),
+            "vlm": language.VLMResource(
+                **{"cache_dir": str(settings.data_dir / "vlm_cache"), **language.vlm_config()}
+            ),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,437 @@
+"""Language assets: keyframe captions and tags, lerobot language annotations (plan,
+interjections, vqa) staged per episode, and the writeback into the dataset's data files.
+
+One VLM client per asset run (`vlm.session()`); every call it makes becomes a row of the
+`vlm_ledger` table. Each module's rows go to its staging file (what the writer reads) and to
+its catalog table (what queries read); the validator runs on the episode as the writer will
+see it, so an ERROR shows up here, before the writeback refuses the file.
+"""
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import yaml
+
+from enrich_assets.datasets.episode import EpisodeRef
+from enrich_assets.datasets.lerobot import read_frames
+from enrich_assets.datasets.lerobot_language_writer import (
+    LanguageValidationError,
+    write_from_staging,
+)
+from enrich_assets.datasets.video import decode_at
+from enrich_assets.defs.episode_assets import EpisodeOutput, episode_asset, materialize_episodes
+from enrich_assets.defs.ingest import episode_manifest, keyframes
+from enrich_assets.defs.jobs import WRITEBACK_GROUP
+from enrich_assets.defs.resources import PipelineResource
+from enrich_assets.defs.vision import ai_embedding
+from enrich_assets.enrich.language.captions import caption_keyframes, caption_tags
+from enrich_assets.enrich.language.frames import FrameFetch, cached
+from enrich_assets.enrich.language.interjections import run_interjections
+from enrich_assets.enrich.language.plan import run_plan, subtasks_from_rows
+from enrich_assets.enrich.language.rows import LanguageRow, ModuleOutput
+from enrich_assets.enrich.language.settings import LanguageSettings, language_prompt_hash
+from enrich_assets.enrich.language.staging import STAGING_DIR, read_episode, write_staged
+from enrich_assets.enrich.language.validator import RULES as LANGUAGE_RULES
+from enrich_assets.enrich.language.validator import check_captions, validate_episode
+from enrich_assets.enrich.language.vqa import run_vqa
+from enrich_assets.enrich.rules import Severity
+from enrich_assets.models.vlm_ledger import (
+    Budget,
+    LedgerEntry,
+    ledger_entry,
+    load_prices,
+    price_for,
+    run_totals,
+)
+from enrich_assets.models.vlm_types import VLMClient, VLMReply, VLMRequest
+from enrich_assets.partition_keys import partition_key
+from enrich_assets.schema import to_table
+from enrich_assets.store.images import load_image
+
+LEDGER = "vlm_ledger"
+SETTINGS = LanguageSettings()
+
+
+def vlm_config() -> dict[str, Any]:
+    """The `vlm:` section of the settings file (enrich-assets.yaml), if any."""
+    path = Path(os.environ.get("ENRICH_SETTINGS", "enrich-assets.yaml"))
+    data = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    return dict(data.get("vlm") or {})
+
+
+def served_model(config: dict[str, Any]) -> str:
+    """The model id replies will carry: what the code_version of each language asset names."""
+    model = config.get("model") or "stub-vlm"
+    return f"{model}:local-stub" if config.get("backend", "local-stub") == "local-stub" else model
+
+
+class VLMResource(dg.ConfigurableResource):
+    """Settings for `build_client`; the API key only ever comes from the env var it names."""
+
+    backend: str = "local-stub"
+    model: str = ""
+    base_url: str = ""
+    base_urls: list[str] = []
+    api_key_env: str = ""
+    concurrency: int | None = None
+    timeout_s: float | None = None
+    budget_usd: float | None = None  # per run
+    cache_dir: str = ""
+    latency_s: float | None = None
+
+    def client(self) -> VLMClient:
+        settings = {
+            k: v
+            for k, v in self.model_dump().items()
+            if k != "budget_usd" and v not in ("", [], None)
+        }
+        budget = None
+        if self.budget_usd is not None:
+            budget = Budget(self.budget_usd, price_for(served_model(settings), load_prices()))
+        from enrich_assets.models.vlm_factory import build_client
+
+        return build_client(settings, budget=budget)
+
+    @contextmanager
+    def session(self) -> Iterator[VLMClient]:
+        """One client for an asset's run (all its partitions); a local stub stops after."""
+        client = self.client()
+        try:
+            yield client
+        finally:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
+
+
+class RecordingClient:
+    """Passes requests to the run's client and keeps (request, reply) pairs for the ledger."""
+
+    def __init__(self, client: VLMClient) -> None:
+        self.client = client
+        self.model = client.model
+        self.calls: list[tuple[VLMRequest, VLMReply]] = []
+
+    def complete(self, request: VLMRequest) -> VLMReply:
+        return self.complete_many([request])[0]
+
+    def complete_many(self, requests: list[VLMRequest]) -> list[VLMReply]:
+        replies = self.client.complete_many(requests)
+        self.calls += zip(requests, replies, strict=True)
+        return replies
+
+
+class Ledger:
+    """The ledger rows of one asset's run: written per episode, totalled for the metadata."""
+
+    def __init__(self, context: dg.AssetExecutionContext, pipeline: PipelineResource) -> None:
+        self.context = context
+        self.pipeline = pipeline
+        self.asset = context.asset_key.to_user_string()
+        self.prices = load_prices()
+        self.entries: list[LedgerEntry] = []
+
+    def record(self, ref: EpisodeRef, calls: Sequence[tuple[VLMRequest, VLMReply]]) -> None:
+        key = partition_key(ref.dataset_id, ref.episode_index)
+        entries = [
+            ledger_entry(
+                q,
+                a,
+                run_id=self.context.run.run_id,
+                asset=self.asset,
+                partition=key,
+                prices=self.prices,
+            )
+            for q, a in calls
+        ]
+        self.entries += entries
+        versions = self.context.assets_def.code_versions_by_key
+        provenance = {
+            "dataset_id": ref.dataset_id,
+            "episode_index": ref.episode_index,
+            "code_version": versions.get(self.context.asset_key) or "",
+            "created_at": datetime.now(UTC),
+        }
+        rows = [{**provenance, **e.as_row()} for e in entries]
+        part = f"{self.asset}-{ref.episode_index:06d}"
+        self.pipeline.catalog.write(LEDGER, ref.dataset_id, part, to_table(LEDGER, rows))
+
+    def totals(self) -> dict[str, float | int]:
+        return run_totals(self.entries)
+
+
+def _code_version(module: str) -> str:
+    return language_prompt_hash(module, served_model(vlm_config()), SETTINGS)[:16]
+
+
+def _timestamps(ref: EpisodeRef) -> np.ndarray:
+    return read_frames(ref, ("timestamp", "episode_index")).column("timestamp").to_numpy()
+
+
+def _video_fetch(ref: EpisodeRef, timestamps: np.ndarray) -> FrameFetch:
+    """Frames by position in the episode, decoded from the camera's video (once each)."""
+
+    def fetch(camera: str, positions: Sequence[int]) -> list[np.ndarray]:
+        video = ref.videos[camera]
+        at = video.from_timestamp + timestamps.astype(np.float64)[list(positions)]
+        return decode_at(video.path, at, ref.fps)
+
+    return cached(fetch)
+
+
+def _keyframe_rows(pipeline: PipelineResource, ref: EpisodeRef, table: str) -> list[dict]:
+    frame = pipeline.catalog.read_part(table, ref.dataset_id, f"{ref.episode_index:06d}")
+    return list(frame.sort(["camera", "frame_index"]).iter_rows(named=True)) if frame.height else []
+
+
+CAPTION_RULES = {"caption_length": Severity.WARN, "caption_present": Severity.WARN}
+
+
+@episode_asset(
+    code_version=_code_version("caption"),
+    deps=[keyframes, ai_embedding],
+    rules=CAPTION_RULES,
+    group_name="language",
+    pool="vlm_api",
+    kinds={"openai", "duckdb"},
+)
+def ai_caption(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource, vlm: VLMResource
+) -> dg.MaterializeResult:
+    """A caption per keyframe; near-duplicate keyframes take their original's caption."""
+    ledger = Ledger(context, pipeline)
+
+    def compute(ref: EpisodeRef) -> EpisodeOutput:
+        kf = _keyframe_rows(pipeline, ref, "keyframes")
+        paths = {(r["camera"], r["frame_index"]): r["tech_image_path"] for r in kf}
+        dup_of = {
+            (r["camera"], r["frame_index"]): (r["camera"], r["tech_near_dup_of"])
+            for r in _keyframe_rows(pipeline, ref, "ai_embedding")
+            if r["tech_is_near_duplicate"]
+        }
+
+        def fetch(camera: str, frames: Sequence[int]) -> list[np.ndarray]:
+            return [load_image(pipeline.artifact_dir, paths[(camera, f)]) for f in frames]
+
+        client = RecordingClient(shared)
+        captions = caption_keyframes(list(paths), fetch, ref.task, client, SETTINGS, dup_of)
+        ledger.record(ref, client.calls)
+        rows = [
+            {
+                "camera": c.camera,
+                "frame_index": c.frame_index,
+                "ai_caption": c.text,
+                "ai_caption_reused_from": c.reused_from[1] if c.reused_from else None,
+                "ai_caption_error": c.error,
+                "ai_model_id": c.model,
+            }
+            for c in captions
+        ]
+        return EpisodeOutput(rows, check_captions(captions))
+
+    with vlm.session() as shared:
+        return materialize_episodes(
+            context, pipeline, "ai_caption", compute, CAPTION_RULES, ["keyframes"], ledger.totals
+        )
+
+
+@episode_asset(
+    code_version="1",
+    deps=[ai_caption],
+    group_name="language",
+    kinds={"duckdb"},
+)
+def ai_caption_tags(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
+    """Object and action words named in each caption (a fixed lexicon, no model call)."""
+
+    def compute(ref: EpisodeRef) -> EpisodeOutput:
+        rows = []
+        for r in _keyframe_rows(pipeline, ref, "ai_caption"):
+            tags = caption_tags(r["ai_caption"] or "")
+            rows.append(
+                {
+                    "camera": r["camera"],
+                    "frame_index": r["frame_index"],
+                    "ai_caption_objects": list(tags.objects),
+                    "ai_caption_actions": list(tags.actions),
+                }
+            )
+        return EpisodeOutput(rows)
+
+    return materialize_episodes(context, pipeline, "ai_caption_tags", compute, {}, ["ai_caption"])
+
+
+Module = Callable[[EpisodeRef, np.ndarray, FrameFetch, VLMClient, Path], ModuleOutput]
+
+
+def _language_asset(
+    context: dg.AssetExecutionContext,
+    pipeline: PipelineResource,
+    vlm: VLMResource,
+    module: str,
+    run: Module,
+    upstream: list[str],
+) -> dg.MaterializeResult:
+    """Run one module per episode: stage its rows, catalog them, validate the episode."""
+    table = f"language_{module}"
+    ledger = Ledger(context, pipeline)
+
+    def compute(ref: EpisodeRef) -> EpisodeOutput:
+        root = pipeline.registry.root_of(ref.dataset_id)
+        timestamps = _timestamps(ref)
+        client = RecordingClient(shared)
+        output = run(ref, timestamps, _video_fetch(ref, timestamps), client, root)
+        ledger.record(ref, client.calls)
+        write_staged(root, ref.episode_index, module, output.rows)
+        rows = [_catalog_row(module, r, client.model) for r in output.rows]
+        checks = validate_episode(read_episode(root, ref.episode_index), timestamps, ref.cameras)
+        return EpisodeOutput(rows, [*output.outcomes, *checks])
+
+    with vlm.session() as shared:
+        return materialize_episodes(
+            context, pipeline, table, compute, _rules(module), upstream, ledger.totals
+        )
+
+
+def _catalog_row(module: str, row: LanguageRow, model: str) -> dict[str, Any]:
+    return {
+        "camera": row.camera,
+        "ai_language_module": module,
+        "ai_language_role": row.role,
+        "ai_language_content": row.content,
+        "ai_language_style": row.style,
+        "tech_timestamp": row.timestamp,
+        "ai_language_tool_calls": None
+        if row.tool_calls is None
+        else json.dumps(row.tool_calls, sort_keys=True),
+        "ai_model_id": model,
+    }
+
+
+def _task(root: Path, ref: EpisodeRef) -> str:
+    """The task the plan used (first task_aug row: the dataset's or one derived from video)."""
+    plan = read_episode(root, ref.episode_index)["plan"]
+    return next((r.content for r in plan if r.style == "task_aug" and r.content), ref.task)
+
+
+def _rules(module: str) -> dict[str, Severity]:
+    return {f"language_{module}_calls": Severity.WARN, **LANGUAGE_RULES}
+
+
+@episode_asset(
+    code_version=_code_version("plan"),
+    deps=[episode_manifest],
+    rules=_rules("plan"),
+    group_name="language",
+    pool="vlm_api",
+    kinds={"openai", "duckdb"},
+)
+def language_plan(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource, vlm: VLMResource
+) -> dg.MaterializeResult:
+    """Subtasks, plan, memory and task rephrasings (lerobot's persistent styles)."""
+
+    def run(ref, timestamps, fetch, client, root) -> ModuleOutput:  # noqa: ANN001
+        camera = ref.cameras[0]
+        return run_plan(ref.episode_index, timestamps, fetch, camera, ref.task, client, SETTINGS)
+
+    return _language_asset(context, pipeline, vlm, "plan", run, ["episode_manifest"])
+
+
+@episode_asset(
+    code_version=_code_version("interjections"),
+    deps=[language_plan],
+    rules=_rules("interjections"),
+    group_name="language",
+    pool="vlm_api",
+    kinds={"openai", "duckdb"},
+)
+def language_interjections(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource, vlm: VLMResource
+) -> dg.MaterializeResult:
+    """A person's interjection and the robot's spoken reply at chosen subtask boundaries."""
+
+    def run(ref, timestamps, fetch, client, root) -> ModuleOutput:  # noqa: ANN001
+        plan_rows = read_episode(root, ref.episode_index)["plan"]
+        subtasks = subtasks_from_rows(plan_rows, timestamps)
+        return run_interjections(
+            ref.episode_index,
+            timestamps,
+            fetch,
+            ref.cameras[0],
+            _task(root, ref),
+            subtasks,
+            client,
+            SETTINGS,
+        )
+
+    return _language_asset(
+        context, pipeline, vlm, "interjections", run, ["episode_manifest", "language_plan"]
+    )
+
+
+@episode_asset(
+    code_version=_code_version("vqa"),
+    deps=[episode_manifest],
+    rules=_rules("vqa"),
+    group_name="language",
+    pool="vlm_api",
+    kinds={"openai", "duckdb"},
+)
+def language_vqa(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource, vlm: VLMResource
+) -> dg.MaterializeResult:
+    """Question/answer pairs per sampled frame and camera (boxes, points, counts, ...)."""
+
+    def run(ref, timestamps, fetch, client, root) -> ModuleOutput:  # noqa: ANN001
+        return run_vqa(timestamps, fetch, ref.cameras, _task(root, ref), client, SETTINGS)
+
+    return _language_asset(context, pipeline, vlm, "vqa", run, ["episode_manifest"])
+
+
+@dg.asset(
+    deps=[language_plan, language_interjections, language_vqa],
+    group_name=WRITEBACK_GROUP,
+    kinds={"parquet"},
+)
+def lerobot_language_writeback(pipeline: PipelineResource) -> dg.MaterializeResult:
+    """language_persistent / language_events written into each staged dataset's data files.
+
+    A file with a validator ERROR in any of its episodes is left untouched; the asset then
+    fails, naming it, after writing every other file.
+    """
+    written: list[str] = []
+    refused: dict[str, str] = {}
+    episodes_written = 0
+    for dataset_id, root in sorted(pipeline.registry.load().items()):
+        if not (root / STAGING_DIR).is_dir():
+            continue
+        for data_file in sorted((root / "data").rglob("*.parquet")):
+            try:
+                summary = write_from_staging(root, data_file)
+            except LanguageValidationError as exc:
+                refused[f"{dataset_id}:{data_file.relative_to(root)}"] = str(exc)[:500]
+                continue
+            written.append(f"{dataset_id}:{data_file.relative_to(root)}")
+            episodes_written += len(summary.episodes)
+    metadata = {
+        "files_written": len(written),
+        "episodes": episodes_written,
+        "files": dg.MetadataValue.json(written),
+        "refused": dg.MetadataValue.json(refused),
+    }
+    if refused:
+        raise dg.Failure(
+            description=f"{len(refused)} data file(s) refused by the language validator",
+            metadata=metadata,
+        )
+    return dg.MaterializeResult(metadata=metadata)

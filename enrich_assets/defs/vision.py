@@ -1,0 +1,289 @@
+"""Vision assets: CLIP embeddings (+ near-duplicate flags), detections, depth.
+
+Models load once per run (the `vision` resource) and see the keyframes of every episode in
+the run packed into full batches (`prepare`); per-episode rows are then cut from the results.
+"""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import dagster as dg
+import numpy as np
+
+from enrich_assets.datasets.episode import EpisodeRef
+from enrich_assets.defs.episode_assets import EpisodeOutput, episode_asset, materialize_episodes
+from enrich_assets.defs.ingest import keyframes
+from enrich_assets.defs.resources import PipelineResource
+from enrich_assets.enrich.depth import check_depth, depth_kind, depth_stats, encode_depth
+from enrich_assets.enrich.detections import (
+    check_detections,
+    detections_json,
+    load_vocabulary,
+    normalize_detections,
+)
+from enrich_assets.enrich.embedding import check_embeddings, near_duplicate_of
+from enrich_assets.enrich.rules import Severity
+from enrich_assets.models.registry import ModelSpec, load_model_spec
+from enrich_assets.schema import config_hash, load_yaml
+from enrich_assets.settings import load_settings
+from enrich_assets.store.artifacts import write_artifact
+from enrich_assets.store.images import load_image
+
+PROFILE = load_settings().model_profile
+MODELS = load_yaml("models.yaml")
+Key = tuple[str, int, str, int]  # dataset_id, episode_index, camera, frame_index
+Episode = tuple[str, int]  # dataset_id, episode_index
+
+
+def _spec(task: str) -> ModelSpec:
+    return load_model_spec(task, profile=PROFILE)
+
+
+class VisionModels(dg.ConfigurableResource):
+    """Which model profile to use (`tiny` random-init for tests/demo, `real` for hub weights)."""
+
+    profile: str = "tiny"
+    device: str = "auto"
+
+    def load(self, task: str) -> Any:
+        from enrich_assets.models.depth_estimator import load_depth_estimator
+        from enrich_assets.models.detector import load_detector
+        from enrich_assets.models.image_embedder import load_image_embedder
+
+        loaders = {
+            "embedding": load_image_embedder,
+            "detection": load_detector,
+            "depth": load_depth_estimator,
+        }
+        cache = self.__dict__.setdefault("_models", {})
+        if task not in cache:  # once per run, shared by every partition of the run
+            cache[task] = loaders[task](load_model_spec(task, profile=self.profile), self.device)
+        return cache[task]
+
+
+def _batched_keyframes(
+    pipeline: PipelineResource,
+    run: Callable[[Iterator[tuple[Key, np.ndarray]]], Iterator[tuple[Key, Any]]],
+) -> tuple[Callable[[list[EpisodeRef]], None], dict[Key, Any], dict[Episode, list[dict]]]:
+    """A `prepare` hook that runs a model over all keyframes of the run's episodes at once."""
+    results: dict[Key, Any] = {}
+    rows_by_episode: dict[Episode, list[dict]] = {}
+
+    def prepare(refs: list[EpisodeRef]) -> None:
+        for ref in refs:
+            part = pipeline.catalog.read_part(
+                "keyframes", ref.dataset_id, f"{ref.episode_index:06d}"
+            )
+            if part.height:
+                rows = part.sort(["camera", "frame_index"]).iter_rows(named=True)
+                rows_by_episode[(ref.dataset_id, ref.episode_index)] = list(rows)
+        items = (
+            (
+                _key(r),
+                load_image(pipeline.artifact_dir, r["tech_image_path"]),
+            )
+            for rows in rows_by_episode.values()
+            for r in rows
+        )
+        results.update(run(items))
+
+    return prepare, results, rows_by_episode
+
+
+def _key(row: dict) -> Key:
+    return row["dataset_id"], row["episode_index"], row["camera"], row["frame_index"]
+
+
+def _provenance(model: Any) -> dict[str, str]:
+    p = model.provenance
+    return {
+        "ai_model_id": p.model_id,
+        "ai_model_revision": p.model_revision,
+        "ai_preprocessing": p.preprocessing,
+    }
+
+
+EMBEDDING_RULES = dict.fromkeys(
+    ["embedding_dim", "embedding_finite", "embedding_unit_norm", "embedding_distinct"],
+    Severity.ERROR,
+)
+DETECTION_RULES = dict.fromkeys(
+    [
+        "detection_bbox_inside",
+        "detection_bbox_ordered",
+        "detection_confidence_range",
+        "detection_label_in_vocabulary",
+    ],
+    Severity.ERROR,
+)
+DEPTH_RULES = dict.fromkeys(["depth_shape", "depth_finite", "depth_positive"], Severity.ERROR)
+NEAR_DUP_THRESHOLD = 0.95
+
+
+@episode_asset(
+    code_version=config_hash(MODELS["models"][_spec("embedding").name], NEAR_DUP_THRESHOLD),
+    deps=[keyframes],
+    rules=EMBEDDING_RULES,
+    group_name="vision",
+    kinds={"pytorch", "duckdb"},
+)
+def ai_embedding(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource, vision: VisionModels
+) -> dg.MaterializeResult:
+    """CLIP image embeddings per keyframe (L2-normalised), near-duplicate flags per episode."""
+    model = vision.load("embedding")
+    prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model.run)
+
+    def compute(ref: EpisodeRef) -> EpisodeOutput:
+        rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
+        matrix = np.stack([vectors[_key(r)] for r in rows]).astype(np.float32)
+        dup = np.full(len(rows), -1)
+        for camera in {r["camera"] for r in rows}:  # near-duplicates within one camera's sequence
+            idx = [i for i, r in enumerate(rows) if r["camera"] == camera]
+            local = near_duplicate_of(matrix[idx], NEAR_DUP_THRESHOLD)
+            dup[idx] = [idx[j] if j >= 0 else -1 for j in local]
+        out = [
+            {
+                "camera": r["camera"],
+                "frame_index": r["frame_index"],
+                "ai_embedding": matrix[i].tolist(),
+                "ai_embedding_dim": int(matrix.shape[1]),
+                "tech_near_dup_of": rows[dup[i]]["frame_index"] if dup[i] >= 0 else None,
+                "tech_is_near_duplicate": bool(dup[i] >= 0),
+                **_provenance(model),
+            }
+            for i, r in enumerate(rows)
+        ]
+        return EpisodeOutput(
+            out, check_embeddings(matrix, model.dim, [r["tech_image_sha256"] for r in rows])
+        )
+
+    return materialize_episodes(
+        context,
+        pipeline,
+        "ai_embedding",
+        compute,
+        EMBEDDING_RULES,
+        ["keyframes"],
+        summarize=lambda: {"model_id": model.model_id, "dim": model.dim},
+        prepare=prepare,
+    )
+
+
+@episode_asset(
+    code_version=config_hash(
+        MODELS["models"][_spec("detection").name], load_yaml("detection_vocabulary.yaml")
+    ),
+    deps=[keyframes],
+    rules=DETECTION_RULES,
+    group_name="vision",
+    kinds={"pytorch", "duckdb"},
+)
+def ai_detections(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource, vision: VisionModels
+) -> dg.MaterializeResult:
+    """Text-prompted object detections per keyframe: [{label, confidence, bbox}] in pixels."""
+    model = vision.load("detection")
+    labels_by_dataset: dict[str, list[str]] = {}
+
+    def run(items: Iterator[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Any]]:
+        return model.run(items, labels)
+
+    dataset_ids = {k.rpartition(":ep")[0] for k in context.partition_keys}
+    labels = sorted(
+        {
+            label
+            for d in dataset_ids
+            for label in labels_by_dataset.setdefault(d, load_vocabulary(d))
+        }
+    )
+    prepare, found, rows_by_episode = _batched_keyframes(pipeline, run)
+
+    def compute(ref: EpisodeRef) -> EpisodeOutput:
+        rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
+        allowed = set(labels_by_dataset[ref.dataset_id])
+        per_frame = [
+            normalize_detections(
+                [d for d in found[_key(r)] if d["label"] in allowed],
+                r["tech_height"],
+                r["tech_width"],
+            )
+            for r in rows
+        ]
+        out = [
+            {
+                "camera": r["camera"],
+                "frame_index": r["frame_index"],
+                "ai_detections": detections_json(dets),
+                "ai_detection_count": len(dets),
+                **_provenance(model),
+            }
+            for r, dets in zip(rows, per_frame, strict=True)
+        ]
+        sizes = [(r["tech_height"], r["tech_width"]) for r in rows]
+        return EpisodeOutput(
+            out, check_detections(per_frame, sizes, labels_by_dataset[ref.dataset_id])
+        )
+
+    return materialize_episodes(
+        context,
+        pipeline,
+        "ai_detections",
+        compute,
+        DETECTION_RULES,
+        ["keyframes"],
+        summarize=lambda: {"model_id": model.model_id, "labels": len(labels)},
+        prepare=prepare,
+    )
+
+
+@episode_asset(
+    code_version=config_hash(MODELS["models"][_spec("depth").name]),
+    deps=[keyframes],
+    rules=DEPTH_RULES,
+    group_name="vision",
+    kinds={"pytorch", "duckdb"},
+)
+def ai_depth(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource, vision: VisionModels
+) -> dg.MaterializeResult:
+    """Depth Anything per keyframe: a float16 map as a content-hashed artifact, with stats."""
+    model = vision.load("depth")
+    prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model.run)
+
+    def compute(ref: EpisodeRef) -> EpisodeOutput:
+        rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
+        out = []
+        for r in rows:
+            depth = maps[_key(r)]
+            stats = depth_stats(depth)
+            path = write_artifact(pipeline.artifact_dir, "depth", encode_depth(depth), ".npz")
+            out.append(
+                {
+                    "camera": r["camera"],
+                    "frame_index": r["frame_index"],
+                    "ai_depth_path": str(path),
+                    "ai_depth_height": stats.height,
+                    "ai_depth_width": stats.width,
+                    "ai_depth_min": stats.min,
+                    "ai_depth_median": stats.median,
+                    "ai_depth_max": stats.max,
+                    "ai_depth_kind": depth_kind(model.is_metric),
+                    **_provenance(model),
+                }
+            )
+        sizes = [(r["tech_height"], r["tech_width"]) for r in rows]
+        return EpisodeOutput(
+            out, check_depth([maps[_key(r)] for r in rows], sizes, model.is_metric)
+        )
+
+    return materialize_episodes(
+        context,
+        pipeline,
+        "ai_depth",
+        compute,
+        DEPTH_RULES,
+        ["keyframes"],
+        summarize=lambda: {"model_id": model.model_id},
+        prepare=prepare,
+    )

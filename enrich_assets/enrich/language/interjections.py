@@ -1,0 +1,101 @@
+"""The `interjections` module: mid-episode user interjections, each with the robot's spoken
+reply (a `say` tool call) at the same frame timestamp.
+
+The times come from `plan.interjection_positions` (subtask boundaries, seeded RNG), the
+same function the plan module uses to refresh the plan there, so the pair stays aligned
+when either module is re-run alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from enrich_assets.enrich.language.frames import FrameFetch, frames_line, window_around
+from enrich_assets.enrich.language.plan import Subtask, interjection_positions
+from enrich_assets.enrich.language.rows import LanguageRow, ModuleOutput, speech_atom
+from enrich_assets.enrich.language.settings import LanguageSettings
+from enrich_assets.enrich.rules import Severity, outcome
+from enrich_assets.models.vlm_types import VLMClient, VLMReply, VLMRequest
+from enrich_assets.prompts import load_prompt
+
+
+def interjection_request(
+    images: list[np.ndarray],
+    window: list[int],
+    time_s: float,
+    task: str,
+    before: Subtask,
+    after: Subtask,
+    settings: LanguageSettings,
+) -> VLMRequest:
+    prompt = load_prompt("interjection")
+    text = prompt.render(
+        task=task or "(none)",
+        frames=frames_line(window),
+        time=f"{time_s:.2f}",
+        prev_subtask=before.text,
+        next_subtask=after.text,
+    )
+    return VLMRequest(
+        kind="interjection",
+        prompt=text,
+        images=tuple(images),
+        system=prompt.system,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+    )
+
+
+def _answer(reply: VLMReply) -> tuple[str, str] | None:
+    parsed = reply.parsed if isinstance(reply.parsed, dict) else {}
+    text, say = parsed.get("text"), parsed.get("say")
+    if reply.error or not isinstance(text, str) or not isinstance(say, str):
+        return None
+    if not text.strip() or not say.strip():
+        return None
+    return text.strip(), say.strip()
+
+
+def run_interjections(
+    episode_index: int,
+    timestamps: np.ndarray,
+    fetch: FrameFetch,
+    camera: str,
+    task: str,
+    subtasks: Sequence[Subtask],
+    client: VLMClient,
+    settings: LanguageSettings,
+) -> ModuleOutput:
+    """An interjection row and a speech atom per chosen boundary (event styles only)."""
+    positions = interjection_positions(subtasks, timestamps, episode_index, settings)
+    after_index = {s.start: i for i, s in enumerate(subtasks)}
+    windows = [
+        window_around(
+            timestamps, p, settings.interjection_window_s, settings.interjection_window_frames
+        )
+        for p in positions
+    ]
+    requests = []
+    for p, w in zip(positions, windows, strict=True):
+        i = after_index[p]
+        before, after = subtasks[i - 1], subtasks[i]
+        requests.append(
+            interjection_request(
+                fetch(camera, w), w, float(timestamps[p]), task, before, after, settings
+            )
+        )
+    replies = client.complete_many(requests)
+    rows: list[LanguageRow] = []
+    failures: list[str] = []
+    for p, reply in zip(positions, replies, strict=True):
+        answer = _answer(reply)
+        if answer is None:
+            failures.append(f"interjection at frame {p}: {reply.error or 'no text/say'}")
+            continue
+        t = float(timestamps[p])
+        rows += [LanguageRow("user", answer[0], "interjection", t), speech_atom(t, answer[1])]
+    return ModuleOutput(
+        rows, [outcome("language_interjections_calls", failures, Severity.WARN)], replies
+    )

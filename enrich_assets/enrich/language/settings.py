@@ -1,0 +1,77 @@
+"""Settings of the language modules, and which of them shape each module's output."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from enrich_assets.prompts import prompt_hash
+
+VQA_TYPES = ("bbox", "keypoint", "count", "attribute", "spatial")
+
+
+@dataclass(frozen=True)
+class LanguageSettings:
+    # frames sent to the plan calls (describe, segment, task from video)
+    plan_fps: float = 1.0
+    max_frames_per_call: int = 32  # longer episodes are split into windows of this many
+    max_subtasks: int = 8  # per window
+    # task
+    task_aug_count: int = 10
+    derive_task: Literal["off", "if_short", "always"] = "if_short"
+    task_min_words: int = 3
+    # interjections: anchored at subtask boundaries chosen by a seeded RNG
+    max_interjections: int = 3
+    interjection_min_t: float = 2.0
+    interjection_window_s: float = 2.0
+    interjection_window_frames: int = 4
+    # vqa: one question per sampled frame per camera, batched per call
+    vqa_hz: float = 1.0
+    vqa_types: tuple[str, ...] = VQA_TYPES
+    # sampling, shared by every request
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    seed: int = 1729
+
+
+MODULE_PROMPTS: dict[str, tuple[str, ...]] = {
+    "caption": ("caption",),
+    "plan": ("plan_describe", "plan_segment", "task_aug", "task_from_video"),
+    "interjections": ("interjection",),
+    "vqa": ("vqa",),
+}
+
+_SAMPLING = ("temperature", "max_tokens")
+_INTERJECTION_TIMES = ("max_interjections", "interjection_min_t", "seed")
+MODULE_SETTINGS: dict[str, tuple[str, ...]] = {
+    "caption": _SAMPLING,
+    "plan": (
+        *_SAMPLING,
+        *_INTERJECTION_TIMES,  # the plan is refreshed at each interjection
+        "plan_fps",
+        "max_frames_per_call",
+        "max_subtasks",
+        "task_aug_count",
+        "derive_task",
+        "task_min_words",
+    ),
+    "interjections": (
+        *_SAMPLING,
+        *_INTERJECTION_TIMES,
+        "interjection_window_s",
+        "interjection_window_frames",
+    ),
+    "vqa": (*_SAMPLING, "vqa_hz", "vqa_types", "max_frames_per_call"),
+}
+
+
+def language_prompt_hash(module: str, model: str, settings: LanguageSettings) -> str:
+    """The code_version of one module's asset: its prompts, the model and its settings.
+
+    Only the settings that shape that module's output count, so changing the VQA rate
+    does not make captions stale.
+    """
+    values = asdict(settings)
+    return prompt_hash(
+        MODULE_PROMPTS[module], model, {k: values[k] for k in MODULE_SETTINGS[module]}
+    )

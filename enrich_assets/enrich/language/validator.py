@@ -1,0 +1,238 @@
+"""Validator rules over one episode's staged language rows (and over captions).
+
+Every rule yields one RuleOutcome, passed or not, named `language_*` / `caption_*`.
+Any failed ERROR blocks `lerobot_language_writeback` for the episode's data file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from enrich_assets.enrich.language.captions import Caption
+from enrich_assets.enrich.language.rows import (
+    EVENT_STYLES,
+    LANGUAGE_EVENTS,
+    MODULE_COLUMN,
+    PERSISTENT_STYLES,
+    VIEW_DEPENDENT_STYLES,
+    LanguageRow,
+    column_for_style,
+)
+from enrich_assets.enrich.rules import RuleOutcome, Severity, outcome
+
+SPATIAL_RELATIONS = frozenset(
+    {"left_of", "right_of", "above", "below", "in_front_of", "behind", "on", "in", "near"}
+)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _unit_coords(value: Any, n: int) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == n
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1 for v in value
+        )
+    )
+
+
+def vqa_answer_shape(answer: Any) -> str | None:
+    """The answer's shape (bbox, keypoint, count, attribute, spatial), or None if none fits."""
+    if not isinstance(answer, dict):
+        return None
+    kind = answer.get("type")
+    if kind == "bbox":
+        box = answer.get("box")
+        ok = (
+            _text(answer.get("label"))
+            and _unit_coords(box, 4)
+            and box[0] < box[2]
+            and box[1] < box[3]
+        )
+    elif kind == "keypoint":
+        ok = _text(answer.get("label")) and _unit_coords(answer.get("point"), 2)
+    elif kind == "count":
+        count = answer.get("count")
+        ok = _text(answer.get("label")) and type(count) is int and count >= 0
+    elif kind == "attribute":
+        ok = all(_text(answer.get(k)) for k in ("label", "attribute", "value"))
+    elif kind == "spatial":
+        ok = _text(answer.get("subject")) and _text(answer.get("object"))
+        ok = ok and answer.get("relation") in SPATIAL_RELATIONS
+    else:
+        return None
+    return kind if ok else None
+
+
+def _speech_atom_problem(row: LanguageRow) -> str | None:
+    if row.role != "assistant" or row.content is not None:
+        return "a speech atom has role assistant and no content"
+    calls = row.tool_calls
+    if not isinstance(calls, list) or not calls:
+        return "a speech atom needs a non-empty tool_calls list"
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or call.get("type") != "function" or fn.get("name") != "say":
+            return "each tool call must be a function call to 'say'"
+        args = fn.get("arguments")
+        if not isinstance(args, dict) or not _text(args.get("text")):
+            return "a 'say' call needs a non-empty 'text' argument"
+    return None
+
+
+def _where(module: str, row: LanguageRow) -> str:
+    return f"{module} {row.style}/{row.role} at {row.timestamp}"
+
+
+def validate_episode(
+    rows_by_module: Mapping[str, Sequence[LanguageRow]],
+    timestamps: np.ndarray,
+    camera_keys: Sequence[str],
+) -> list[RuleOutcome]:
+    """All ERROR and WARN rules for one episode's rows, grouped by the module that staged them."""
+    frame_ts = {float(t) for t in timestamps}
+    fails: dict[str, list[str]] = {name: [] for name in RULES}
+    known: list[tuple[str, LanguageRow]] = []  # rows whose style routes somewhere
+
+    for module, rows in rows_by_module.items():
+        for row in rows:
+            where = _where(module, row)
+            if row.style is not None and row.style not in PERSISTENT_STYLES | EVENT_STYLES:
+                fails["language_style_known"].append(f"{where}: unknown style")
+                continue
+            known.append((module, row))
+            column = column_for_style(row.style)
+            if MODULE_COLUMN.get(module) != column:
+                fails["language_style_column"].append(f"{where}: goes to {column}")
+            if (row.style in VIEW_DEPENDENT_STYLES) != (row.camera is not None):
+                fails["language_camera_presence"].append(f"{where}: camera {row.camera!r}")
+            if row.camera is not None and row.camera not in camera_keys:
+                fails["language_camera_known"].append(f"{where}: camera {row.camera!r} unknown")
+            if row.timestamp is None:
+                fails["language_row_timestamp"].append(f"{where}: no timestamp")
+            elif column == LANGUAGE_EVENTS and row.timestamp not in frame_ts:
+                fails["language_row_timestamp"].append(f"{where}: not a frame timestamp")
+            if not _text(row.content) and not row.tool_calls:
+                fails["language_row_content"].append(f"{where}: neither content nor tool calls")
+            if row.style is None or row.tool_calls is not None:
+                if (problem := _speech_atom_problem(row)) is not None:
+                    fails["language_speech_atom"].append(f"{where}: {problem}")
+
+    at = _timestamps_by_kind([row for _, row in known])
+    for t in sorted(at["interjection"]):
+        if t not in at["speech"]:
+            fails["language_interjection_speech"].append(f"interjection at {t} has no speech atom")
+        if t not in at["plan"]:
+            fails["language_interjection_plan"].append(f"interjection at {t} has no plan row")
+    fails["language_subtask_cover"] += _cover_gaps(at["subtask_list"], timestamps)
+    if not at["plan"]:
+        fails["language_plan_present"].append("no plan rows emitted")
+    for t in sorted(at["memory"] - set(at["subtask_list"])):
+        fails["language_memory_boundaries"].append(f"memory at {t} is not at a subtask start")
+
+    vqa = [row for _, row in known if row.style == "vqa"]
+    fails["language_vqa_answer"] += _bad_answers(vqa)
+    keys = Counter((row.timestamp, row.camera, row.role) for row in vqa)
+    fails["language_vqa_unique"] += [f"{n} vqa rows at {k}" for k, n in keys.items() if n > 1]
+    return [outcome(name, fails[name], severity) for name, severity in RULES.items()]
+
+
+RULES: dict[str, Severity] = {
+    "language_style_known": Severity.ERROR,
+    "language_style_column": Severity.ERROR,
+    "language_camera_presence": Severity.ERROR,
+    "language_camera_known": Severity.ERROR,
+    "language_row_timestamp": Severity.ERROR,
+    "language_interjection_speech": Severity.ERROR,
+    "language_interjection_plan": Severity.ERROR,
+    "language_vqa_answer": Severity.ERROR,
+    "language_vqa_unique": Severity.ERROR,
+    "language_row_content": Severity.ERROR,
+    "language_speech_atom": Severity.ERROR,
+    "language_subtask_cover": Severity.ERROR,
+    "language_plan_present": Severity.WARN,
+    "language_memory_boundaries": Severity.WARN,
+}
+
+
+def _timestamps_by_kind(rows: Sequence[LanguageRow]) -> dict[str, Any]:
+    def of(style: str | None) -> set[float]:
+        return {r.timestamp for r in rows if r.style == style and r.timestamp is not None}
+
+    speech = {
+        r.timestamp for r in rows if r.style is None and r.tool_calls and r.timestamp is not None
+    }
+    subtasks = [r.timestamp for r in rows if r.style == "subtask" and r.timestamp is not None]
+    return {
+        "interjection": of("interjection"),
+        "plan": of("plan"),
+        "memory": of("memory"),
+        "speech": speech,
+        "subtask_list": sorted(subtasks),
+    }
+
+
+def _cover_gaps(starts: list[float], timestamps: np.ndarray) -> list[str]:
+    """Subtasks, each active from its start to the next, must tile the episode exactly."""
+    if not starts:
+        return []
+    problems = []
+    if starts[0] != float(timestamps[0]):
+        problems.append(f"first subtask starts at {starts[0]}, not at the first frame")
+    frame_ts = {float(t) for t in timestamps}
+    problems += [f"subtask start {t} is not a frame timestamp" for t in starts if t not in frame_ts]
+    problems += [f"{n} subtasks start at {t}" for t, n in Counter(starts).items() if n > 1]
+    return problems
+
+
+def _bad_answers(vqa_rows: Sequence[LanguageRow]) -> list[str]:
+    bad = []
+    for row in vqa_rows:
+        if row.role != "assistant":
+            continue
+        try:
+            payload = json.loads(row.content) if row.content is not None else None
+        except json.JSONDecodeError:
+            bad.append(f"answer at {row.timestamp} ({row.camera}) is not JSON")
+            continue
+        if vqa_answer_shape(payload) is None:
+            bad.append(f"answer at {row.timestamp} ({row.camera}) is null or no known shape")
+    return bad
+
+
+def blocking(outcomes: Sequence[RuleOutcome]) -> list[RuleOutcome]:
+    """The failed ERROR outcomes: any one stops the writer."""
+    return [o for o in outcomes if o.severity is Severity.ERROR and not o.passed]
+
+
+# --- captions -------------------------------------------------------------------------
+
+
+def caption_shape_problem(text: str) -> str | None:
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+    words = len(text.split())
+    if not 2 <= len(sentences) <= 3 or not 50 <= words <= 200:
+        return f"{len(sentences)} sentences, {words} words"
+    return None
+
+
+def check_captions(captions: Sequence[Caption]) -> list[RuleOutcome]:
+    """WARN on captions outside 2-3 sentences or 50-200 words, and on missing captions."""
+    missing = [f"{c.camera} frame {c.frame_index}: {c.error}" for c in captions if c.text is None]
+    shape = []
+    for c in captions:
+        if c.text is not None and (problem := caption_shape_problem(c.text)):
+            shape.append(f"{c.camera} frame {c.frame_index}: {problem}")
+    return [
+        outcome("caption_length", shape, Severity.WARN),
+        outcome("caption_present", missing, Severity.WARN),
+    ]

@@ -1,0 +1,108 @@
+"""The `vqa` module: one grounded question/answer pair per sampled frame per camera.
+
+Questions are batched: one call carries a window of frames (at most
+`max_frames_per_call`) and asks for one pair per frame, the answer types cycling through
+`vqa_types`. Answers that are not one of the five shapes are dropped here (and reported),
+so staged rows pass the validator.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+from enrich_assets.enrich.language.frames import (
+    FrameFetch,
+    frames_line,
+    sample_positions,
+    split_windows,
+)
+from enrich_assets.enrich.language.rows import LanguageRow, ModuleOutput
+from enrich_assets.enrich.language.settings import LanguageSettings
+from enrich_assets.enrich.language.validator import vqa_answer_shape
+from enrich_assets.enrich.rules import Severity, outcome
+from enrich_assets.models.vlm_types import VLMClient, VLMReply, VLMRequest
+from enrich_assets.prompts import load_prompt
+
+
+def vqa_request(
+    images: list[np.ndarray],
+    window: list[int],
+    types: list[str],
+    camera: str,
+    task: str,
+    settings: LanguageSettings,
+) -> VLMRequest:
+    prompt = load_prompt("vqa")
+    text = prompt.render(
+        task=task or "(none)",
+        camera=camera,
+        frames=frames_line(window),
+        count=len(window),
+        types=", ".join(types),
+    )
+    return VLMRequest(
+        kind="vqa",
+        prompt=text,
+        images=tuple(images),
+        system=prompt.system,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+    )
+
+
+def _pairs(reply: VLMReply) -> list:
+    items = reply.parsed.get("qa") if isinstance(reply.parsed, dict) else None
+    return items if isinstance(items, list) and not reply.error else []
+
+
+def run_vqa(
+    timestamps: np.ndarray,
+    fetch: FrameFetch,
+    cameras: Sequence[str],
+    task: str,
+    client: VLMClient,
+    settings: LanguageSettings,
+) -> ModuleOutput:
+    """A (question, answer) row pair per sampled frame and camera (event style `vqa`)."""
+    positions = sample_positions(timestamps, settings.vqa_hz)
+    kinds = settings.vqa_types
+    jobs: list[tuple[str, list[int]]] = []
+    requests: list[VLMRequest] = []
+    for c, camera in enumerate(cameras):
+        offset = 0
+        for window in split_windows(positions, settings.max_frames_per_call):
+            # cameras start at different types so one frame gets different questions
+            types = [kinds[(c + offset + k) % len(kinds)] for k in range(len(window))]
+            offset += len(window)
+            jobs.append((camera, window))
+            requests.append(
+                vqa_request(fetch(camera, window), window, types, camera, task, settings)
+            )
+    replies = client.complete_many(requests)
+
+    rows: list[LanguageRow] = []
+    failures: list[str] = []
+    for (camera, window), reply in zip(jobs, replies, strict=True):
+        pairs = _pairs(reply)
+        if len(pairs) != len(window):
+            got = f"{len(pairs)} pairs for {len(window)} frames"
+            failures.append(f"{camera} frames {window[0]}-{window[-1]}: {reply.error or got}")
+        for position, pair in zip(window, pairs, strict=False):
+            question = pair.get("question") if isinstance(pair, dict) else None
+            answer = pair.get("answer") if isinstance(pair, dict) else None
+            if (
+                not isinstance(question, str)
+                or not question.strip()
+                or vqa_answer_shape(answer) is None
+            ):
+                failures.append(f"{camera} frame {position}: unusable pair {pair!r}"[:200])
+                continue
+            t = float(timestamps[position])
+            rows += [
+                LanguageRow("user", question.strip(), "vqa", t, camera),
+                LanguageRow("assistant", json.dumps(answer, sort_keys=True), "vqa", t, camera),
+            ]
+    return ModuleOutput(rows, [outcome("language_vqa_calls", failures, Severity.WARN)], replies)

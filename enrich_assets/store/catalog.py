@@ -1,0 +1,96 @@
+"""The catalog: one parquet file per (table, dataset, part), DuckDB views over them.
+
+Why files and views rather than DuckDB tables: DuckDB allows one writer per database
+file, and two runs (a backfill and the sensor's) write at once. Each partition's rows
+are a file written to a temporary name and renamed, so writers never lock each other,
+re-running a partition replaces its file (idempotent), and a failed run leaves the
+previous file in place. `enrich.duckdb` holds only views, for people and tools to query.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class Catalog:
+    def __init__(self, root: Path, duckdb_path: Path) -> None:
+        self.root = root
+        self.duckdb_path = duckdb_path
+
+    def _path(self, table: str, dataset_id: str, part: str) -> Path:
+        for name in (table, dataset_id, part):
+            if not _NAME.match(name):
+                raise ValueError(f"catalog name {name!r} must be letters, digits, '_', '.', '-'")
+        return self.root / table / dataset_id / f"{part}.parquet"
+
+    def write(self, table: str, dataset_id: str, part: str, rows: pa.Table | pl.DataFrame) -> Path:
+        """Replace one part of a table, atomically."""
+        data = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+        path = self._path(table, dataset_id, part)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".partial")
+        os.close(fd)
+        try:
+            pq.write_table(data, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def delete(self, table: str, dataset_id: str, part: str) -> None:
+        self._path(table, dataset_id, part).unlink(missing_ok=True)
+
+    def _glob(self, table: str, dataset_id: str | None = None) -> str:
+        return str(self.root / table / (dataset_id or "*") / "*.parquet")
+
+    def has(self, table: str, dataset_id: str | None = None) -> bool:
+        return any((self.root / table).glob(f"{dataset_id or '*'}/*.parquet"))
+
+    def read(self, table: str, dataset_id: str | None = None, where: str = "true") -> pl.DataFrame:
+        """Rows of a table (optionally one dataset's), or an empty frame if none were written."""
+        if not self.has(table, dataset_id):
+            return pl.DataFrame()
+        with duckdb.connect() as conn:
+            query = (
+                f"SELECT * FROM read_parquet('{self._glob(table, dataset_id)}', union_by_name=true)"
+            )
+            return conn.sql(f"{query} WHERE {where}").pl()
+
+    def read_part(self, table: str, dataset_id: str, part: str) -> pl.DataFrame:
+        """One part's rows (one episode's, for per-episode tables), without scanning the rest."""
+        path = self._path(table, dataset_id, part)
+        return pl.read_parquet(path) if path.is_file() else pl.DataFrame()
+
+    def tables(self) -> list[str]:
+        return sorted(p.name for p in self.root.glob("*") if p.is_dir() and self.has(p.name))
+
+    def refresh_views(self, timeout_s: float = 30.0) -> list[str]:
+        """(Re)create one view per table in the DuckDB file, waiting out other writers' locks."""
+        tables = self.tables()
+        self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with duckdb.connect(str(self.duckdb_path)) as conn:
+                    for table in tables:
+                        conn.execute(
+                            f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM '
+                            f"read_parquet('{self._glob(table)}', union_by_name=true)"
+                        )
+                return tables
+            except duckdb.IOException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real fixtures from ../shared, a small sample dataset, isolated settings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+def real_fixture(name: str) -> Path:
+    """A real LeRobot fixture; in CI its absence is an error, elsewhere a skip."""
+    path = REAL / name
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"real fixture {path} is missing; CI must run the real-data tests")
+        pytest.skip(f"real fixture {path} not present")
+    return path
+
+
+@pytest.fixture
+def real_copy(tmp_path: Path):  # noqa: ANN201
+    """Copy a real fixture into tmp (tests may damage it; the shared one stays untouched)."""
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(real_fixture(name), tmp_path / name))
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from enrich_assets.datasets.sample import write_sample_dataset
+
+    return write_sample_dataset(
+        tmp_path_factory.mktemp("sample") / "sample",
+        episodes=6,
+        seed=0,
+        width=96,
+        height=64,
+        frames_per_episode=(24, 32),
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """Settings pointing every output (catalog, DuckDB, Dagster home) into tmp."""
+    from enrich_assets.settings import load_settings
+
+    monkeypatch.setenv("ENRICH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / "dagster_home"))
+    monkeypatch.delenv("ENRICH_DATASET_ROOTS", raising=False)
+    return load_settings(tmp_path)

@@ -1,0 +1,111 @@
+"""The language assets end to end: captions, staged annotations, the ledger and the writeback,
+through a real Dagster instance and the local stub VLM over real HTTP."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from enrich_assets.definitions import build_definitions
+from enrich_assets.defs.runs import materialize_dataset
+from enrich_assets.store.catalog import Catalog
+
+LANGUAGE = "key:ai_caption+ or key:language_plan+ or key:language_vqa+"
+UPSTREAM = "key:episode_manifest or key:keyframes or key:ai_embedding"
+
+
+def _data_tables(root: Path) -> dict[Path, object]:
+    return {
+        p.relative_to(root): pq.read_table(p) for p in sorted((root / "data").rglob("*.parquet"))
+    }
+
+
+def test_language_assets_stage_write_back_and_cache(settings, sample_root: Path, tmp_path: Path):
+    root = Path(shutil.copytree(sample_root, tmp_path / "sample"))
+    before = _data_tables(root)
+    defs = build_definitions()
+    report = materialize_dataset(defs, settings, root, select=f"{UPSTREAM} or {LANGUAGE}")
+    assert report.ok, (report.failed_runs, report.failures)
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+
+    captions = catalog.read("ai_caption")
+    keyframes = catalog.read("keyframes")
+    assert captions.height == keyframes.height > 0
+    assert all(m.endswith(":local-stub") for m in captions["ai_model_id"])
+    assert captions["ai_caption"].null_count() == 0
+    tags = catalog.read("ai_caption_tags")
+    assert tags.height == captions.height and any(len(o) > 0 for o in tags["ai_caption_objects"])
+
+    episodes = sorted(keyframes["episode_index"].unique())
+    for ep in episodes:
+        for module in ("plan", "interjections", "vqa"):
+            assert (root / ".annotate_staging" / f"episode_{ep:06d}" / f"{module}.jsonl").is_file()
+    plan = catalog.read("language_plan")
+    assert {"subtask", "plan", "task_aug"} <= set(plan["ai_language_style"])
+    assert set(catalog.read("language_vqa")["ai_language_style"]) == {"vqa"}
+
+    after = _data_tables(root)
+    assert after.keys() == before.keys()
+    for path, table in after.items():
+        original = before[path]
+        assert {"language_persistent", "language_events"} <= set(table.column_names)
+        for name in original.column_names:
+            assert table.column(name).equals(original.column(name)), (path, name)
+        persistent = table.column("language_persistent").to_pylist()
+        assert all(len(rows) > 0 for rows in persistent)
+
+    ledger = catalog.read("vlm_ledger")
+    first_run = ledger.height
+    assert (
+        first_run > 0
+        and "ok" in set(ledger["status"])
+        and "quarantined" not in set(ledger["status"])
+    )
+    assert {"ai_caption", "language_plan", "language_interjections", "language_vqa"} == set(
+        ledger["asset"]
+    )
+
+    again = materialize_dataset(build_definitions(), settings, root, select=LANGUAGE)
+    assert again.ok, (again.failed_runs, again.failures)
+    ledger = catalog.read("vlm_ledger")
+    assert ledger.height == first_run  # one part per asset and episode, replaced
+    assert set(ledger["status"]) == {"cached"}  # every call answered from the cache
+    assert ledger["cost_usd"].sum() == 0
+
+
+def _code_versions() -> dict[str, str]:
+    import enrich_assets.defs.language as language
+
+    importlib.reload(language)
+    graph = build_definitions().resolve_asset_graph()
+    return {
+        name: graph.get(key).code_version or ""
+        for key in graph.get_all_asset_keys()
+        if (name := key.to_user_string()) in {"ai_caption", "language_vqa", "tech_quality"}
+    }
+
+
+def test_changing_a_prompt_makes_only_its_assets_stale(tmp_path: Path, monkeypatch):
+    from enrich_assets.prompts import PROMPTS_DIR
+
+    prompts = Path(shutil.copytree(PROMPTS_DIR, tmp_path / "prompts"))
+    monkeypatch.setenv("ENRICH_PROMPTS_DIR", str(prompts))
+    base = _code_versions()
+    caption = prompts / "caption.md"
+    caption.write_text(caption.read_text() + "\nMention the gripper.\n")
+    changed = _code_versions()
+    monkeypatch.delenv("ENRICH_PROMPTS_DIR")
+    _code_versions()  # leave the module as the other tests expect it
+    assert changed["ai_caption"] != base["ai_caption"]
+    assert changed["language_vqa"] == base["language_vqa"]
+    assert changed["tech_quality"] == base["tech_quality"]
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_file(monkeypatch, tmp_path: Path):
+    """The VLM settings come from the default (local stub), not a developer's file."""
+    monkeypatch.setenv("ENRICH_SETTINGS", str(tmp_path / "none.yaml"))
