@@ -101,8 +101,9 @@ def test_incremental_add_equals_full_recompute(tmp_path):
     rows = np.arange(len(x))
     inc = NearDuplicateIndex()
     inc.add(x[:split], rows[:split], episodes[:split], rows[:split])
-    inc.save(tmp_path)
-    inc = NearDuplicateIndex.load(tmp_path)
+    inc.save(tmp_path, note=np.array("kept"))
+    inc, meta = NearDuplicateIndex.load(tmp_path)
+    assert str(meta["note"]) == "kept"
     new_pairs = inc.add(x[split:], rows[split:], episodes[split:], rows[split:])
     assert as_set(new_pairs) == {p for p in as_set(full.pairs) if p[1] >= split}
     assert as_set(inc.pairs) == as_set(full.pairs)
@@ -113,7 +114,7 @@ def test_removing_and_readding_an_episode_is_idempotent():
     x, episodes = planted()
     nd = build(x, episodes)
     before = as_set(nd.pairs)
-    nd.remove_episodes(np.array([4]))
+    nd.remove(np.flatnonzero(episodes == 4))
     assert not any(p[1] >= 4 * EP_LEN for p in as_set(nd.pairs))
     rows = np.arange(4 * EP_LEN, 5 * EP_LEN)
     nd.add(x[rows], rows, episodes[rows], rows)
@@ -143,8 +144,19 @@ def test_bad_rows_are_named():
         build(x, episodes)
 
 
+def _files(directory) -> dict[str, int]:
+    """Index file name -> inode: a rewritten file gets a new name, never new bytes in place."""
+    return {p.name: p.stat().st_ino for p in directory.glob("near_duplicates.*.faiss")}
+
+
+def _named(directory) -> set[str]:
+    manifest = np.load(directory / "near_duplicates.npz")
+    return {str(manifest["base_file"]), str(manifest["delta_file"])} - {""}
+
+
 def test_saved_ivf_index_grows_by_a_delta_then_compacts(tmp_path):
-    """Base memory-mapped after load, new rows in a delta file, merged past the fraction."""
+    """Base memory-mapped after load and never rewritten while new rows go to a delta file,
+    merged past the fraction; every save names its files in a manifest written last."""
     x, episodes = planted(n_episodes=50, d=32, seed=2)
     rows = np.arange(len(x))
     params = IndexParams(exact_below=1000, compact_fraction=0.25)
@@ -154,23 +166,30 @@ def test_saved_ivf_index_grows_by_a_delta_then_compacts(tmp_path):
     nd = NearDuplicateIndex(params=params)
     nd.add(x[:1600], rows[:1600], episodes[:1600], rows[:1600])
     nd.save(tmp_path)
-    base_bytes = (tmp_path / "near_duplicates.faiss").read_bytes()
+    (base,) = _files(tmp_path)
+    base_inode = _files(tmp_path)[base]
+    previous = _named(tmp_path)
     for start in (1600, 1800):  # two runs of 200 rows: 12.5 % then 25 % of the base
-        nd = NearDuplicateIndex.load(tmp_path)
+        nd, _ = NearDuplicateIndex.load(tmp_path)
         part = slice(start, start + 200)
         nd.add(x[part], rows[part], episodes[part], rows[part])
-        assert nd.index.delta is not None and nd.index.base_saved
+        assert nd.index.delta is not None and nd.index.base_file == base
         nd.save(tmp_path)
-        assert (tmp_path / "near_duplicates.faiss").read_bytes() == base_bytes  # untouched
-    nd = NearDuplicateIndex.load(tmp_path)
+        named = _named(tmp_path)
+        assert base in named and _files(tmp_path)[base] == base_inode  # untouched
+        assert set(_files(tmp_path)) == named | previous  # the previous set stays readable
+        previous = named
+    nd, _ = NearDuplicateIndex.load(tmp_path)
     assert nd.index.ntotal == len(x) and nd.index.delta.ntotal == 400
+    assert nd.index.params == params
     assert as_set(nd.pairs) == as_set(full.pairs)
 
     nd.add(x[:1] * -1, np.array([10**6]), np.array([99]), np.array([10**6]))  # 401 > 400
     assert nd.index.delta is None and nd.index.base.ntotal == len(x) + 1
     nd.save(tmp_path)
-    assert not (tmp_path / "near_duplicates.delta.faiss").exists()
-    nd = NearDuplicateIndex.load(tmp_path)
-    nd.remove_episodes(np.array([99, 4]))  # a memory-mapped base is copied, then trimmed
+    (new_base,) = _named(tmp_path)
+    assert new_base != base and not list(tmp_path.glob(".tmp-*"))
+    nd, _ = NearDuplicateIndex.load(tmp_path)
+    nd.remove(rows[episodes == 4].tolist() + [10**6])  # a memory-mapped base is copied, trimmed
     assert nd.index.ntotal == len(x) - EP_LEN
     assert not any(p[1] >= 4 * EP_LEN and p[1] < 5 * EP_LEN for p in as_set(nd.pairs))

@@ -8,7 +8,6 @@ import pytest
 from enrich_assets.enrich.search_index import (
     extend_search_index,
     load_search_index,
-    remove_from_search_index,
     save_search_index,
     search,
 )
@@ -28,7 +27,7 @@ def test_query_finds_the_planted_nearest_row(tmp_path, exact_below):
     index = extend_search_index(None, x, ids, params)
     assert is_exact(index.base) == (exact_below > 3000)
     save_search_index(index, tmp_path)
-    index = load_search_index(tmp_path)
+    index, _ = load_search_index(tmp_path)
     targets = [5, 1234, 2999]
     queries = _unit(x[targets] + rng.standard_normal((3, 48)) * 0.02)
     found, scores = search(index, queries, k=5)
@@ -42,7 +41,7 @@ def test_rerun_rows_are_replaced_and_short_indexes_pad():
     rng = np.random.default_rng(1)
     x = _unit(rng.standard_normal((4, 8)))
     index = extend_search_index(None, x, np.arange(4))
-    remove_from_search_index(index, np.arange(2))  # episode re-run, new embeddings
+    index.remove(np.arange(2))  # episode re-run, new embeddings
     index = extend_search_index(index, -x[:2], np.arange(2))
     assert index.ntotal == 4
     found, scores = search(index, -x[0], k=6)

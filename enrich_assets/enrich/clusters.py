@@ -54,6 +54,7 @@ class ClusterModel:
     exemplars: np.ndarray  # (m, dims) float32; a row takes its nearest exemplar's label
     exemplar_labels: np.ndarray  # (m,) int64 cluster id or NOISE
     baseline: float  # mean distance to the nearest centroid at fit time
+    fitted_on: str = ""  # what the embeddings were (e.g. their config hash): refit when it differs
 
     @property
     def version(self) -> str:
@@ -71,6 +72,7 @@ class ClusterModel:
             exemplars=self.exemplars,
             exemplar_labels=self.exemplar_labels,
             baseline=np.float64(self.baseline),
+            fitted_on=np.array(self.fitted_on),
         )
         return buf.getvalue()
 
@@ -85,6 +87,7 @@ class ClusterModel:
             z["exemplars"],
             z["exemplar_labels"],
             float(z["baseline"]),
+            str(z["fitted_on"]) if "fitted_on" in z else "",  # saved before it existed
         )
 
 
@@ -112,8 +115,11 @@ def _pca(sample: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.ascontiguousarray(components, np.float32)
 
 
-def fit_clusters(embeddings: np.ndarray, config: ClusterConfig = ClusterConfig()) -> ClusterModel:
-    """Fit a model on all keyframe embeddings (n, d); label them with `assign_clusters`."""
+def fit_clusters(
+    embeddings: np.ndarray, config: ClusterConfig = ClusterConfig(), fitted_on: str = ""
+) -> ClusterModel:
+    """Fit a model on all keyframe embeddings (n, d); label them with `assign_clusters`.
+    `fitted_on` names the embedding space (stored, part of the version)."""
     n, d = embeddings.shape
     if n < 2:
         raise ValueError(f"clustering needs at least 2 embeddings, got {n}")
@@ -145,7 +151,9 @@ def fit_clusters(embeddings: np.ndarray, config: ClusterConfig = ClusterConfig()
         centroids = np.stack([exemplars[exemplar_labels == c].mean(axis=0) for c in range(k)])
     else:
         raise ValueError(f"unknown clustering method {config.method!r}: kmeans or hdbscan")
-    model = ClusterModel(config, mean, components, centroids, exemplars, exemplar_labels, 0.0)
+    model = ClusterModel(
+        config, mean, components, centroids, exemplars, exemplar_labels, 0.0, fitted_on
+    )
     return replace(model, baseline=float(assign_clusters(model, sample)[1].mean()))
 
 

@@ -16,10 +16,11 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from enrich_assets.enrich.vector_index import IndexParams, KeyframeIndex, write_npz
+from enrich_assets.enrich.vector_index import IndexParams, KeyframeIndex
 
 DEFAULT_THRESHOLD = 0.95
 EPISODE_DUP_FRACTION = 0.5
+STEM = "near_duplicates"  # file names of the saved state: near_duplicates.npz, ...
 
 
 @dataclass
@@ -45,7 +46,7 @@ class NearDuplicateIndex:
         """Index new keyframes and find their duplicates among all rows; returns the new pairs.
 
         `order` ranks keyframes in time (e.g. episode * 1e6 + frame); `dup_of` points at the
-        minimum. Ids must be new: re-running an episode means `remove_episodes` first.
+        minimum. Ids must be new: re-running an episode means `remove` of its old ids first.
         """
         ids = np.asarray(ids, np.int64)
         n = len(ids)
@@ -71,9 +72,9 @@ class NearDuplicateIndex:
         self.sims = np.concatenate([self.sims, sim[keep][first]])
         return new_pairs
 
-    def remove_episodes(self, episodes: np.ndarray) -> None:
-        """Forget these episodes' keyframes and pairs (before re-adding changed episodes)."""
-        gone = np.isin(self.episodes, episodes)
+    def remove(self, ids: np.ndarray) -> None:
+        """Forget these keyframes and their pairs (before re-adding changed ones)."""
+        gone = np.isin(self.ids, ids)
         if not gone.any():
             return
         gone_ids = self.ids[gone]
@@ -86,41 +87,34 @@ class NearDuplicateIndex:
         live = ~np.isin(self.pairs, gone_ids).any(axis=1)
         self.pairs, self.sims = self.pairs[live], self.sims[live]
 
-    def save(self, directory: Path) -> None:
-        """Metadata, then the index (base only when it changed); `load` checks they match."""
-        write_npz(
-            directory / "near_duplicates.npz",
+    def save(self, directory: Path, **meta: np.ndarray) -> None:
+        """Index files and, last, one manifest with the rows, pairs and the caller's `meta`
+        (see `KeyframeIndex.save`: a crash leaves the previous state whole)."""
+        self.index.save(
+            directory,
+            STEM,
             threshold=np.float64(self.threshold),
-            exact_below=np.int64(self.params.exact_below),
-            nprobe=np.int64(self.params.nprobe),
             ids=self.ids,
             episodes=self.episodes,
             order=self.order,
             pairs=self.pairs,
             sims=self.sims,
+            **meta,
         )
-        self.index.save(directory / "near_duplicates")
 
     @classmethod
-    def load(cls, directory: Path) -> NearDuplicateIndex:
-        meta = dict(np.load(directory / "near_duplicates.npz"))
-        params = IndexParams(exact_below=int(meta["exact_below"]), nprobe=int(meta["nprobe"]))
-        index = KeyframeIndex.load(directory / "near_duplicates", params)
-        if index.ntotal != len(meta["ids"]):
+    def load(cls, directory: Path) -> tuple[NearDuplicateIndex, dict[str, np.ndarray]]:
+        """The saved state and the caller's `meta` saved with it."""
+        index, meta = KeyframeIndex.load(directory, STEM)
+        own = [meta.pop(k) for k in ("threshold", "ids", "episodes", "order", "pairs", "sims")]
+        threshold, ids, episodes, order, pairs, sims = own
+        if index.ntotal != len(ids):
             raise ValueError(
-                f"{directory}: index holds {index.ntotal} rows but metadata {len(meta['ids'])};"
+                f"{directory}: index holds {index.ntotal} rows but metadata {len(ids)};"
                 " rebuild the near-duplicate index"
             )
-        return cls(
-            float(meta["threshold"]),
-            params,
-            index,
-            meta["ids"],
-            meta["episodes"],
-            meta["order"],
-            meta["pairs"],
-            meta["sims"],
-        )
+        nd = cls(float(threshold), index.params, index, ids, episodes, order, pairs, sims)
+        return nd, meta
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from enrich_assets.enrich.vector_index import IndexParams, KeyframeIndex
+from enrich_assets.enrich.vector_index import IndexParams, KeyframeIndex, has_saved_index
 
 SEARCH_NPROBE = 32
-STEM = "search"
+STEM = "search"  # file names: search.npz (the manifest), search.base-*.faiss, ...
 
 
 def extend_search_index(
@@ -26,17 +26,12 @@ def extend_search_index(
     params: IndexParams | None = None,
 ) -> KeyframeIndex:
     """Add (n, d) keyframe embeddings under new int64 catalog row ids; None starts a new
-    index. Re-running an episode: `remove_from_search_index` its old ids first."""
+    index. Re-running an episode: `index.remove` its old ids first."""
     if len(embeddings) != len(ids):
         raise ValueError(f"search index: {len(embeddings)} embeddings but {len(ids)} ids")
     index = index or KeyframeIndex(params or IndexParams())
     index.add(embeddings, ids)
     return index
-
-
-def remove_from_search_index(index: KeyframeIndex, ids: np.ndarray) -> None:
-    """Drop rows by id (costs a full copy of a memory-mapped base: re-runs only)."""
-    index.remove(ids)
 
 
 def search(
@@ -52,9 +47,15 @@ def search(
     return index.search(queries, k, nprobe)
 
 
-def save_search_index(index: KeyframeIndex, directory: Path) -> None:
-    index.save(directory / STEM)
+def save_search_index(index: KeyframeIndex, directory: Path, **meta: np.ndarray) -> None:
+    """Index files, then a manifest naming them with `meta` (see `KeyframeIndex.save`)."""
+    index.save(directory, STEM, **meta)
 
 
-def load_search_index(directory: Path) -> KeyframeIndex:
-    return KeyframeIndex.load(directory / STEM, IndexParams())
+def load_search_index(directory: Path) -> tuple[KeyframeIndex, dict[str, np.ndarray]]:
+    """The saved index (an IVF base memory-mapped, cheap at any size) and its `meta`."""
+    return KeyframeIndex.load(directory, STEM)
+
+
+def has_search_index(directory: Path) -> bool:
+    return has_saved_index(directory, STEM)

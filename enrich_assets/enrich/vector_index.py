@@ -7,12 +7,14 @@ carry caller-given int64 ids (catalog row ids), so results name rows, not positi
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import faiss
@@ -209,7 +211,7 @@ class KeyframeIndex:
     params: IndexParams = field(default_factory=IndexParams)
     base: faiss.Index | None = None
     delta: faiss.Index | None = None
-    base_saved: bool = False  # the base file holds exactly `base` (IVF: memory-mapped)
+    base_file: str = ""  # the saved file `base` was loaded from, unchanged since; "" if changed
 
     @property
     def ntotal(self) -> int:
@@ -230,8 +232,9 @@ class KeyframeIndex:
                 np.concatenate([old_x, np.asarray(x, np.float32)]), total, self.params
             )
             add_rows(self.base, old_x, old_ids)
-            self.base_saved = False
-        if is_exact(self.base) or not self.base_saved:
+            self.base_file = ""
+        if is_exact(self.base) or not self.base_file:
+            self.base_file = ""
             return add_rows(self.base, x, ids)
         if self.delta is None:
             self.delta = _empty_like(self.base)
@@ -243,8 +246,9 @@ class KeyframeIndex:
     def remove(self, ids: np.ndarray) -> None:
         """Drop rows by id; a memory-mapped base is first copied into memory (re-runs only)."""
         selector = faiss.IDSelectorBatch(np.asarray(ids, np.int64))
-        if self.base_saved and not is_exact(self.base):
+        if self.base_file and not is_exact(self.base):
             self._compact()
+        self.base_file = ""
         for index in (self.base, self.delta):
             if index is not None:
                 index.remove_ids(selector)
@@ -254,7 +258,7 @@ class KeyframeIndex:
         for index in (self.base, self.delta):
             if index is not None:
                 _copy_lists(faiss.extract_index_ivf(index), merged)
-        self.base, self.delta, self.base_saved = merged, None, False
+        self.base, self.delta, self.base_file = merged, None, ""
 
     def range_search(
         self, x: np.ndarray, threshold: float, probes: np.ndarray | None = None
@@ -277,27 +281,65 @@ class KeyframeIndex:
         best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(ids, best, 1), np.take_along_axis(scores, best, 1)
 
-    def save(self, stem: Path) -> None:
-        """`<stem>.faiss` (the base, only when it changed) and `<stem>.delta.faiss`."""
+    def save(self, directory: Path, stem: str, **meta: np.ndarray) -> None:
+        """Write what changed under new file names, then the manifest `<stem>.npz` naming
+        them, plus the caller's `meta` arrays.
+
+        The manifest is written last and renamed into place, so a reader or a crash sees the
+        previous set of files or the new one, never a mix. Files that neither the previous
+        nor the new manifest names are removed; a reader that opened the previous manifest
+        finds its files until the save after this one. One writer at a time (callers lock).
+        """
         if self.base is None:
-            raise ValueError(f"{stem}: nothing to save, the index holds no rows")
-        base_path, delta_path = stem.with_suffix(".faiss"), stem.with_suffix(".delta.faiss")
-        if not self.base_saved or is_exact(self.base):
-            write_index(self.base, base_path)
-            self.base_saved = True
+            raise ValueError(f"{directory / stem}: nothing to save, the index holds no rows")
+        manifest = directory / f"{stem}.npz"
+        keep = _manifest_files(manifest)
+        for path in directory.glob(f"{stem}.*.faiss"):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+        if not self.base_file:
+            self.base_file = _write_new(self.base, directory, f"{stem}.base")
+        delta_file = ""
         if self.delta is not None:
-            write_index(self.delta, delta_path)
-        elif delta_path.exists():
-            delta_path.unlink()
+            delta_file = _write_new(self.delta, directory, f"{stem}.delta")
+        write_npz(
+            manifest,
+            params=np.array(json.dumps(asdict(self.params))),
+            base_file=np.array(self.base_file),
+            delta_file=np.array(delta_file),
+            **meta,
+        )
 
     @classmethod
-    def load(cls, stem: Path, params: IndexParams) -> KeyframeIndex:
-        base = read_index(stem.with_suffix(".faiss"), mmap=True)
+    def load(cls, directory: Path, stem: str) -> tuple[KeyframeIndex, dict[str, np.ndarray]]:
+        """The index a manifest names (an IVF base memory-mapped) and the manifest's `meta`."""
+        meta = dict(np.load(directory / f"{stem}.npz"))
+        params = IndexParams(**json.loads(str(meta.pop("params"))))
+        base_file, delta_file = str(meta.pop("base_file")), str(meta.pop("delta_file"))
+        base = read_index(directory / base_file, mmap=True)
         if is_exact(base):
-            base = read_index(stem.with_suffix(".faiss"))  # small; extended in place
-        delta_path = stem.with_suffix(".delta.faiss")
-        delta = read_index(delta_path) if delta_path.exists() else None
-        return cls(params, base, delta, base_saved=True)
+            base = read_index(directory / base_file)  # small; extended in place
+        delta = read_index(directory / delta_file) if delta_file else None
+        return cls(params, base, delta, base_file), meta
+
+
+def has_saved_index(directory: Path, stem: str) -> bool:
+    return (directory / f"{stem}.npz").is_file()
+
+
+def _manifest_files(manifest: Path) -> set[str]:
+    """The index files a manifest names (none when there is no manifest yet)."""
+    if not manifest.is_file():
+        return set()
+    meta = np.load(manifest)
+    return {str(meta["base_file"]), str(meta["delta_file"])} - {""}
+
+
+def _write_new(index: faiss.Index, directory: Path, prefix: str) -> str:
+    """Write `index` under a name never used before; returns the name."""
+    name = f"{prefix}-{secrets.token_hex(6)}.faiss"
+    write_index(index, directory / name)
+    return name
 
 
 def _empty_like(index: faiss.Index) -> faiss.IndexIVFFlat:
