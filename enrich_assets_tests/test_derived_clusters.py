@@ -105,5 +105,6 @@ def test_cluster_balance_warns_when_one_cluster_dominates():
     assert check_cluster_balance(np.array([NOISE] * 90 + [0] * 10)).passed
 
 
-def test_default_k_stays_within_20_to_50():
-    assert [default_k(n) for n in (10, 1_000, 100_000, 10_000_000)] == [10, 20, 31, 50]
+def test_default_k_stays_within_20_to_50_with_five_keyframes_per_cluster_at_least():
+    sizes = (3, 10, 60, 1_000, 100_000, 10_000_000)
+    assert [default_k(n) for n in sizes] == [1, 2, 12, 20, 31, 50]

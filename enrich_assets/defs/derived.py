@@ -293,9 +293,11 @@ def ai_semantic_cluster(
                 kept = kept_labels(pipeline, dataset_id, keys, model)
             fresh = keys.select(KEYS).join(kept, on=KEYS, how="anti")
             labels, distance = np.empty(0, np.int64), np.empty(0, np.float32)
+            drifted = None  # the new keyframes' drift from the stored model
             if fresh.height and not refit:
                 matrix = embedding_matrix(pipeline, dataset_id, fresh)
                 labels, distance = assign_clusters(model, matrix)
+                drifted = round(drift(model, distance), 4)
                 refit = "drift" if needs_recluster(model, distance) else ""
             if refit:
                 kept, fresh = kept.clear(), keys.select(KEYS)
@@ -318,7 +320,7 @@ def ai_semantic_cluster(
                 "version": model.version,
                 "refit": refit or None,
                 "assigned_rows": fresh.height,
-                "drift": round(drift(model, distance), 4) if len(distance) else None,
+                "drift": drifted,
                 "clusters": len(model.centroids),
                 "model_path": str(path),
             },

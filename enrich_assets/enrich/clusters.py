@@ -31,7 +31,7 @@ MAX_LARGEST_FRACTION = 0.6
 @dataclass(frozen=True)
 class ClusterConfig:
     method: Literal["kmeans", "hdbscan"] = "kmeans"
-    k: int | None = None  # kmeans clusters; None: from dataset size, within 20-50
+    k: int | None = None  # kmeans clusters; None: from dataset size (`default_k`)
     dims: int = 32  # PCA dimensions clustered in
     sample_size: int = 20_000  # rows the PCA (and HDBSCAN) are fitted on
     min_cluster_size: int | None = None  # HDBSCAN; None: 1/800 of the sample, at least 10
@@ -40,9 +40,14 @@ class ClusterConfig:
     seed: int = 0
 
 
+MIN_PER_CLUSTER = 5  # keyframes per cluster on average, at least
+
+
 def default_k(n: int) -> int:
-    """sqrt(n)/10 clamped to 20-50: 20 up to 40k keyframes, 50 from 250k."""
-    return min(n, int(np.clip(np.sqrt(n) / 10, 20, 50)))
+    """sqrt(n)/10 clamped to 20-50: 20 up to 40k keyframes, 50 from 250k; below 100
+    keyframes n/5, since clusters of one or two keyframes measure no spread, and drift is
+    measured against the spread at fit time."""
+    return max(1, min(n // MIN_PER_CLUSTER, int(np.clip(np.sqrt(n) / 10, 20, 50))))
 
 
 @dataclass(frozen=True)
