@@ -405,10 +405,10 @@ def ai_near_duplicates(
                 order = episodes * 1_000_000 + plan.new["frame_index"].to_numpy()
                 x = embedding_matrix(pipeline, dataset_id, plan.new)
                 nd.add(x, plan.new["id"].to_numpy(), episodes, order)
-            if plan.changed:
+            frame = duplicate_rows(nd, plan.rows)
+            write_frame(context, pipeline, "ai_near_duplicates", dataset_id, frame)
+            if plan.changed:  # after the rows: a crash in between repeats this increment
                 nd.save(directory, **plan.manifest())
-        frame = duplicate_rows(nd, plan.rows)
-        write_frame(context, pipeline, "ai_near_duplicates", dataset_id, frame)
         episodes = frame.unique("episode_index")
         flagged = episodes.filter("ai_is_duplicate_episode")["episode_index"].sort().to_list()
         failure = ""
@@ -526,13 +526,13 @@ def ai_search_index(
                 index.add(
                     embedding_matrix(pipeline, dataset_id, plan.new), plan.new["id"].to_numpy()
                 )
-            if plan.changed:
+            manifest = directory / f"{SEARCH_STEM}.npz"
+            frame = plan.rows.rename({"id": "ai_search_id"}).with_columns(
+                ai_search_index_path=pl.lit(str(manifest))
+            )
+            write_frame(context, pipeline, "ai_search_index", dataset_id, frame)
+            if plan.changed:  # after the rows: a crash in between repeats this increment
                 save_search_index(index, directory, **plan.manifest())
-        manifest = directory / f"{SEARCH_STEM}.npz"
-        frame = plan.rows.rename({"id": "ai_search_id"}).with_columns(
-            ai_search_index_path=pl.lit(str(manifest))
-        )
-        write_frame(context, pipeline, "ai_search_index", dataset_id, frame)
         failure = ""
         if not index.ntotal == plan.rows.height == keys.height:
             failure = f"index holds {index.ntotal} rows, the catalog {keys.height} keyframes"

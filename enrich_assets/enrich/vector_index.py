@@ -245,6 +245,8 @@ class KeyframeIndex:
 
     def remove(self, ids: np.ndarray) -> None:
         """Drop rows by id; a memory-mapped base is first copied into memory (re-runs only)."""
+        if not len(ids):
+            return
         selector = faiss.IDSelectorBatch(np.asarray(ids, np.int64))
         if self.base_file and not is_exact(self.base):
             self._compact()
