@@ -110,6 +110,7 @@ def test_new_episodes_are_searched_against_the_saved_index(
         added["ai_semantic_cluster"]["version"]
     ]
     assert added["ai_semantic_cluster"]["version"] != labels["ai_cluster_version"][0]
+    assert added["ai_semantic_cluster"]["previous_version"] == labels["ai_cluster_version"][0]
 
     # index files: the new set under new names beside the previous set, no temporary files
     named = _named(index_dir / "search.npz")

@@ -49,3 +49,24 @@ def test_rerun_rows_are_replaced_and_short_indexes_pad():
     assert found[0, 4:].tolist() == [-1, -1] and np.isneginf(scores[0, 4:]).all()
     with pytest.raises(ValueError, match="query width"):
         search(index, np.ones(9, np.float32))
+
+
+def test_a_save_that_dies_before_its_manifest_leaves_the_previous_index(tmp_path, monkeypatch):
+    import enrich_assets.enrich.vector_index as vector_index
+
+    rng = np.random.default_rng(2)
+    x = _unit(rng.standard_normal((20, 8)))
+    index = extend_search_index(None, x[:10], np.arange(10))
+    save_search_index(index, tmp_path, note=np.array("first"))
+    index.add(x[10:], np.arange(10, 20))
+
+    def die(*_: object, **__: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(vector_index, "write_npz", die)
+    with pytest.raises(OSError, match="disk full"):
+        save_search_index(index, tmp_path, note=np.array("second"))
+    monkeypatch.undo()
+    loaded, meta = load_search_index(tmp_path)
+    assert loaded.ntotal == 10 and str(meta["note"]) == "first"
+    assert search(loaded, x[3], k=1)[0].tolist() == [[3]]

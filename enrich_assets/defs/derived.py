@@ -287,6 +287,7 @@ def ai_semantic_cluster(
         directory.mkdir(parents=True, exist_ok=True)
         with instance_lock(directory):
             model = ClusterModel.from_bytes(path.read_bytes()) if path.is_file() else None
+            previous_version = model and model.version
             refit = refit_reason(model, embeddings, config.rebuild)
             kept = pl.DataFrame(schema=LABELS_SCHEMA)
             if not refit:
@@ -305,13 +306,13 @@ def ai_semantic_cluster(
                 model = fit_clusters(matrix, CLUSTER_CONFIG, fitted_on=embeddings)
                 labels, distance = assign_clusters(model, matrix)
                 write_atomic(path, model.to_bytes())
-        fresh = fresh.with_columns(
-            ai_cluster_id=pl.Series(labels, dtype=pl.Int64),
-            ai_cluster_distance=pl.Series(distance, dtype=pl.Float32),
-            ai_cluster_version=pl.lit(model.version),
-        )
-        frame = pl.concat([kept, fresh]).sort(KEYS)
-        write_frame(context, pipeline, "ai_semantic_cluster", dataset_id, frame)
+            fresh = fresh.with_columns(
+                ai_cluster_id=pl.Series(labels, dtype=pl.Int64),
+                ai_cluster_distance=pl.Series(distance, dtype=pl.Float32),
+                ai_cluster_version=pl.lit(model.version),
+            )
+            frame = pl.concat([kept, fresh]).sort(KEYS)
+            write_frame(context, pipeline, "ai_semantic_cluster", dataset_id, frame)
         every = frame["ai_cluster_id"].to_numpy()
         sizes.append(np.bincount(every[every >= 0], minlength=len(model.centroids)))
         balance = check_cluster_balance(every)
@@ -319,6 +320,7 @@ def ai_semantic_cluster(
             {
                 "version": model.version,
                 "refit": refit or None,
+                "previous_version": previous_version if refit else None,
                 "assigned_rows": fresh.height,
                 "drift": drifted,
                 "clusters": len(model.centroids),
