@@ -24,7 +24,11 @@ def build_definitions() -> dg.Definitions:
             ),
             "vision": vision.VisionModels(profile=settings.model_profile),
             "vlm": language.VLMResource(
-                **{"cache_dir": str(settings.data_dir / "vlm_cache"), **language.vlm_config()}
+                **{
+                    "cache_dir": str(settings.data_dir / "vlm_cache"),
+                    "budget_dir": str(settings.data_dir / "vlm_budget"),
+                    **language.vlm_config(),
+                }
             ),
         },
     )

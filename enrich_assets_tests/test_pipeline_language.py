@@ -7,11 +7,14 @@ import importlib
 import shutil
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from enrich_assets.definitions import build_definitions
 from enrich_assets.defs.runs import materialize_dataset
+from enrich_assets.models.local_stub_server import LocalStubServer
 from enrich_assets.store.catalog import Catalog
 
 LANGUAGE = "key:ai_caption+ or key:language_plan+ or key:language_vqa+"
@@ -69,12 +72,44 @@ def test_language_assets_stage_write_back_and_cache(settings, sample_root: Path,
         ledger["asset"]
     )
 
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        weekly = conn.execute("SELECT sum(requests), sum(cost_usd) FROM vlm_cost_weekly").fetchone()
+    assert weekly == (first_run, pytest.approx(ledger["cost_usd"].sum()))
+
     again = materialize_dataset(build_definitions(), settings, root, select=LANGUAGE)
     assert again.ok, (again.failed_runs, again.failures)
     ledger = catalog.read("vlm_ledger")
     assert ledger.height == first_run  # one part per asset and episode, replaced
     assert set(ledger["status"]) == {"cached"}  # every call answered from the cache
     assert ledger["cost_usd"].sum() == 0
+
+
+def test_budget_cap_stops_the_run_and_fails_episodes_clearly(
+    settings, sample_root: Path, tmp_path: Path, monkeypatch
+):
+    """A priced model behind a local OpenAI-compatible server: the run's cap is reached after a
+    few captions; the episodes it stopped fail naming the budget, write no rows, are not
+    re-run (a fresh run would spend a fresh budget), and every call made is in the ledger."""
+    root = Path(shutil.copytree(sample_root, tmp_path / "sample"))
+    assert materialize_dataset(build_definitions(), settings, root, select=UPSTREAM).ok
+    with LocalStubServer("gpt-4o") as server:
+        config = {"backend": "openai", "model": "gpt-4o", "base_url": server.base_url}
+        path = tmp_path / "settings.yaml"
+        path.write_text(yaml.safe_dump({"vlm": {**config, "budget_usd": 0.03}}))
+        monkeypatch.setenv("ENRICH_SETTINGS", str(path))
+        report = materialize_dataset(build_definitions(), settings, root, "key:ai_caption")
+    assert not report.ok
+    stopped = [(ep, msg) for asset, ep, status, msg in report.failures if asset == "ai_caption"]
+    assert stopped and all("BudgetExceeded: VLM budget of $0.0300" in m for _, m in stopped)
+    assert report.runs == 1  # no re-run of budget stops
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    captioned = (
+        set(catalog.read("ai_caption")["episode_index"]) if catalog.has("ai_caption") else set()
+    )
+    assert captioned.isdisjoint(ep for ep, _ in stopped)
+    ledger = catalog.read("vlm_ledger")
+    assert 0 < ledger.height == server.request_count
+    assert set(ledger["status"]) == {"ok"}
 
 
 def _code_versions() -> dict[str, str]:
