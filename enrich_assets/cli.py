@@ -51,6 +51,49 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+LANGUAGE_ASSETS = {
+    "ai_caption": "caption",
+    "language_plan": "plan",
+    "language_interjections": "interjections",
+    "language_vqa": "vqa",
+}
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from enrich_assets.datasets.lerobot import open_lerobot
+    from enrich_assets.definitions import defs
+    from enrich_assets.defs.ingest import keyframe_policy
+    from enrich_assets.defs.language import SETTINGS, served_model, vlm_config
+    from enrich_assets.defs.runs import parse_selection
+    from enrich_assets.enrich.language.estimate import estimate_dataset
+    from enrich_assets.models.vlm_ledger import estimate_cost, load_prices
+
+    selected = parse_selection(args.select).resolve(defs.resolve_asset_graph())
+    names = {k.to_user_string() for k in selected}
+    modules = [m for asset, m in LANGUAGE_ASSETS.items() if asset in names]
+    if not modules:
+        print(f"{args.select!r} selects no asset that calls a VLM ({', '.join(LANGUAGE_ASSETS)})")
+        return 0
+    refs = open_lerobot(Path(args.dataset).resolve(), "estimate").episodes()
+    estimate = estimate_dataset(refs, modules, SETTINGS, keyframe_policy(), args.sample)
+    model = args.model or served_model(vlm_config())
+    costs = estimate_cost(model, estimate.work, load_prices())
+    print(
+        f"{args.dataset}: {estimate.episodes} episodes ({estimate.sampled} sampled), "
+        f"modules {', '.join(modules)}, model {model}"
+    )
+    print(f"{'kind':<16}{'requests':>9}{'in tok/req':>11}{'out tok/req':>12}{'cost USD':>11}")
+    for kind, w in estimate.work.items():
+        print(
+            f"{kind:<16}{w.requests:>9}{w.input_tokens:>11}{w.output_tokens:>12}"
+            f"{costs[kind]:>11.4f}"
+        )
+    total = sum(w.requests for w in estimate.work.values())
+    print(f"{'total':<16}{total:>9}{'':>23}{costs['total']:>11.4f}")
+    print("upper bound: answers at max_tokens, no cache hits, no near-duplicate caption reuse")
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import io
 
@@ -157,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="partitions known, materialized, failed; checks failing")
     p.add_argument("--dataset", required=True)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("estimate", help="VLM requests, tokens and cost before a run")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--select", default="*", help="Dagster asset selection (default: everything)")
+    p.add_argument("--model", help="price this model instead of the configured one")
+    p.add_argument("--sample", type=int, default=20, help="episodes to dry-run (default 20)")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("search", help="text (or example image) -> keyframe search")
     p.add_argument("text", nargs="?", default="", help="query text (CLIP text tower)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from enrich_assets.defs import derived, ingest, language, vision
+from enrich_assets.defs.automation import rerun_stale_partitions
 from enrich_assets.defs.jobs import enrich_episodes_job
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.defs.sensors import new_episodes
@@ -16,7 +17,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules([ingest, vision, language, derived]),
         jobs=[enrich_episodes_job],
-        sensors=[new_episodes],
+        sensors=[new_episodes, rerun_stale_partitions],
         resources={
             "pipeline": PipelineResource(
                 data_dir=str(settings.data_dir),

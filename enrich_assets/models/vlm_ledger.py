@@ -28,7 +28,7 @@ CHARS_PER_TOKEN = 4
 IMAGE_TOKENS = 800  # a conservative per-image input estimate (GPT-4o high detail ~765)
 
 
-class UnknownModelPrice(KeyError):
+class UnknownModelPrice(ValueError):
     pass
 
 
