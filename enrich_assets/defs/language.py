@@ -61,14 +61,30 @@ from enrich_assets.partition_keys import partition_key
 from enrich_assets.schema import to_table
 from enrich_assets.store.images import load_image
 
-SETTINGS = LanguageSettings()
+
+def settings_section(name: str) -> dict[str, Any]:
+    """One section of the settings file (enrich-assets.yaml), empty if absent."""
+    path = Path(os.environ.get("ENRICH_SETTINGS", "enrich-assets.yaml"))
+    data = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    return dict(data.get(name) or {})
 
 
 def vlm_config() -> dict[str, Any]:
-    """The `vlm:` section of the settings file (enrich-assets.yaml), if any."""
-    path = Path(os.environ.get("ENRICH_SETTINGS", "enrich-assets.yaml"))
-    data = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
-    return dict(data.get("vlm") or {})
+    return settings_section("vlm")
+
+
+def language_settings() -> LanguageSettings:
+    """The `language:` section (task_aug_count, max_interjections, vqa_hz, ...) over defaults."""
+    section = settings_section("language")
+    try:
+        return LanguageSettings(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+        )
+    except TypeError as exc:
+        raise ValueError(f"settings file, section language: {exc}") from None
+
+
+SETTINGS = language_settings()
 
 
 def served_model(config: dict[str, Any]) -> str:
@@ -225,6 +241,8 @@ def ai_caption(
 ) -> dg.MaterializeResult:
     """A caption per keyframe; near-duplicate keyframes take their original's caption."""
     ledger = Ledger(context, pipeline)
+    words: list[int] = []
+    reused: list[bool] = []
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         kf = _keyframe_rows(pipeline, ref, "keyframes")
@@ -254,11 +272,17 @@ def ai_caption(
             }
             for c in captions
         ]
+        words.extend(len(c.text.split()) for c in captions if c.text)
+        reused.extend(c.reused_from is not None for c in captions)
         return EpisodeOutput(rows, check_captions(captions))
+
+    def summarize() -> dict[str, float | int]:
+        mean_words = round(sum(words) / len(words), 2) if words else 0.0
+        return {**ledger.totals(), "caption_words_mean": mean_words, "captions_reused": sum(reused)}
 
     with vlm.session(context.run.run_id) as shared:
         return materialize_episodes(
-            context, pipeline, "ai_caption", compute, CAPTION_RULES, ["keyframes"], ledger.totals
+            context, pipeline, "ai_caption", compute, CAPTION_RULES, ["keyframes"], summarize
         )
 
 
