@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import typing
@@ -176,7 +177,7 @@ def write_golden_set(out: Path, golden: GoldenSet, images: Mapping[str, np.ndarr
             target.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(images[item.image]).save(target, format="PNG", optimize=True)
         document = {"version": FORMAT_VERSION, **asdict(golden)}
-        (staging / GOLDEN_JSON).write_text(json.dumps(document, indent=1) + "\n")
+        (staging / GOLDEN_JSON).write_text(_dumps(document))
         load_golden_set(staging)
         if out.exists():
             retired = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-old-"))
@@ -189,6 +190,17 @@ def write_golden_set(out: Path, golden: GoldenSet, images: Mapping[str, np.ndarr
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    """Indented JSON with lists of numbers and strings on one line, for readable diffs.
+
+    Only whitespace with a line break is touched: JSON strings never hold a raw one.
+    """
+    text = json.dumps(document, indent=1)
+    one_line = re.compile(r"\[\n[^\[\]{}]*\n\s*\]")
+    flat = one_line.sub(lambda m: re.sub(r"\n\s*", "", re.sub(r",\n\s*", ", ", m.group())), text)
+    return flat + "\n"
 
 
 def _inconsistencies(golden: GoldenSet, directory: Path) -> list[str]:
