@@ -13,11 +13,13 @@ import argparse
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.lerobot import open_lerobot, read_frames
 from enrich_assets.datasets.sample import PLACE_WORDS, PLACES, write_sample_dataset
 from enrich_assets.enrich.detections import load_vocabulary
@@ -70,15 +72,7 @@ def build_golden_set(
         if index in skipped:
             continue
         ref = refs[index]
-        frames = read_frames(ref, ("timestamp",))
-        timestamps = dict(
-            zip(
-                frames.column("frame_index").to_pylist(),
-                frames.column("timestamp").to_pylist(),
-                strict=True,
-            )
-        )
-        episodes.append(golden_episode(truth_episode, timestamps))
+        episodes.append(golden_episode(truth_episode, _timestamps(ref)))
         chosen = choose_keyframes(
             extract_keyframes(ref, policy),
             truth["cameras"],
@@ -90,7 +84,7 @@ def build_golden_set(
             item = golden_item(truth_episode, keyframe, config)
             items.append(item)
             images[item.image] = keyframe.image
-    build = {**config, "keyframe_policy": vars(policy)}
+    build = {**config, "keyframe_policy": asdict(policy)}
     return GoldenSet(truth_params(truth), build, tuple(episodes), tuple(items)), images
 
 
@@ -225,6 +219,13 @@ def reference_caption(truth_episode: Mapping[str, Any], t: int, in_frame: Sequen
     }[subtask_at(truth_episode, t)]
     sentences = [f"On the wooden table: {_join(resting)}."] if resting else []
     return " ".join([*sentences, action, f"The task is to {truth_episode['task']}."])
+
+
+def _timestamps(ref: EpisodeRef) -> dict[int, float]:
+    """frame_index -> the source parquet's timestamp."""
+    frames = read_frames(ref, ("timestamp",))
+    indices, times = frames.column("frame_index"), frames.column("timestamp")
+    return dict(zip(indices.to_pylist(), times.to_pylist(), strict=True))
 
 
 def _where(uv: Sequence[float]) -> str:
