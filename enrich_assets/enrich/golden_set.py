@@ -130,12 +130,12 @@ def golden_mismatches(golden: GoldenSet, dataset_root: Path) -> list[str]:
     episodes = {e["episode_index"]: e for e in truth["episodes"]}
     for episode in golden.episodes:
         actual = episodes.get(episode.episode_index)
-        names = tuple(o["name"] for o in actual["objects"]) if actual else None
-        if actual is None or (actual["task"], actual["length"], names) != (
-            episode.task,
-            episode.length,
-            episode.objects,
-        ):
+        seen = actual and (
+            actual["task"],
+            actual["length"],
+            tuple(o["name"] for o in actual["objects"]),
+        )
+        if seen != (episode.task, episode.length, episode.objects):
             found.append(f"episode {episode.episode_index}: task, length or objects differ")
     return found
 
