@@ -21,7 +21,13 @@ import numpy as np
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.lerobot import open_lerobot, read_frames
-from enrich_assets.datasets.sample import PLACE_WORDS, PLACES, write_sample_dataset
+from enrich_assets.datasets.sample import (
+    DEMO_EPISODES,
+    DEMO_SEED,
+    PLACE_WORDS,
+    PLACES,
+    write_sample_dataset,
+)
 from enrich_assets.enrich.detections import load_vocabulary
 from enrich_assets.enrich.golden_set import (
     GOLDEN_DIR,
@@ -44,9 +50,6 @@ from enrich_assets.enrich.keyframes import (
 )
 from enrich_assets.schema import load_yaml, pipeline_config
 
-# The demo's sample dataset (enrich_assets.demo SAMPLE_EPISODES, SAMPLE_SEED; that module
-# imports Dagster, so the values are repeated here and a test keeps them equal).
-DEMO_EPISODES, DEMO_SEED = 12, 0
 GRIPPER = "gripper"
 
 
