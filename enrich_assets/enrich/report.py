@@ -240,10 +240,9 @@ DISTRIBUTIONS: dict[str, tuple[str, Callable[[pl.DataFrame], Section]]] = {
 
 
 def _section(
-    tables: Mapping[str, pl.DataFrame], table: str, compute: Callable[[pl.DataFrame], Section]
+    frame: pl.DataFrame, table: str, compute: Callable[[pl.DataFrame], Section]
 ) -> Section:
-    frame = tables.get(table)
-    if frame is None or frame.height == 0:
+    if frame.height == 0:
         return {"missing": f"no rows in {table}"}
     try:
         return compute(frame)
@@ -253,7 +252,7 @@ def _section(
 
 def _review(sample: pl.DataFrame | None) -> Section:
     if sample is None or sample.height == 0:
-        return {"missing": "no review sample (no keyframes)"}
+        return {"missing": "no review sample"}
     return {
         "file": REVIEW_FILE,
         "keyframes": sample.height,
@@ -261,20 +260,14 @@ def _review(sample: pl.DataFrame | None) -> Section:
     }
 
 
-def _counts(tables: Mapping[str, pl.DataFrame]) -> Section:
-    episodes = next(
-        (
-            tables[t]["episode_index"].n_unique()
-            for t in ("episode_manifest", "keyframes")
-            if tables.get(t) is not None and tables[t].height
-        ),
-        0,
-    )
-    keyframes = tables.get("keyframes")
+def _counts(frames: Mapping[str, pl.DataFrame]) -> Section:
+    known = [
+        frames[t]["episode_index"] for t in ("episode_manifest", "keyframes") if frames[t].height
+    ]
     return {
-        "episodes": episodes,
-        "keyframes": 0 if keyframes is None else keyframes.height,
-        "rows": {t: tables[t].height if t in tables else 0 for t in REPORT_TABLES},
+        "episodes": pl.concat(known).n_unique() if known else 0,
+        "keyframes": frames["keyframes"].height,
+        "rows": {t: frame.height for t, frame in frames.items()},
     }
 
 
@@ -287,19 +280,20 @@ def build_validation_report(
 ) -> dict[str, Any]:
     """The report as a JSON-serialisable dict. `tables` maps catalog table names (see
     REPORT_TABLES) to one dataset's rows; absent or empty ones are reported missing."""
+    frames = {t: tables.get(t, pl.DataFrame()) for t in REPORT_TABLES}
     return {
         "report_format": REPORT_FORMAT,
         "dataset_id": dataset_id,
         "pipeline_version": pipeline_version,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "counts": _counts(tables),
+        "counts": _counts(frames),
         "distributions": {
-            name: _section(tables, table, compute)
+            name: _section(frames[table], table, compute)
             for name, (table, compute) in DISTRIBUTIONS.items()
         },
         "agreement": dict(agreement) if agreement else {"missing": "no agreement figures"},
-        "checks": _section(tables, "validation", _rules),
-        "episode_status": _section(tables, "episode_status", _episode_status),
+        "checks": _section(frames["validation"], "validation", _rules),
+        "episode_status": _section(frames["episode_status"], "episode_status", _episode_status),
         "review_sample": _review(review_sample),
     }
 
