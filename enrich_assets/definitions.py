@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from enrich_assets.defs import derived, ingest, language, vision
+from enrich_assets.defs import curation, derived, ingest, language, vision
 from enrich_assets.defs.automation import rerun_stale_partitions
 from enrich_assets.defs.jobs import enrich_episodes_job
 from enrich_assets.defs.resources import PipelineResource
@@ -15,7 +15,7 @@ from enrich_assets.settings import load_settings
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest, vision, language, derived]),
+        assets=dg.load_assets_from_modules([ingest, vision, language, derived, curation]),
         jobs=[enrich_episodes_job],
         sensors=[new_episodes, rerun_stale_partitions],
         resources={

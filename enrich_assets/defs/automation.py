@@ -9,7 +9,7 @@ materialized are left to the `new_episodes` sensor.
 
 import dagster as dg
 
-from enrich_assets.defs.jobs import DERIVED_GROUP, WRITEBACK_GROUP
+from enrich_assets.defs.jobs import CURATION_GROUP, DERIVED_GROUP, WRITEBACK_GROUP
 
 RERUN_WHEN_CODE_CHANGES = (
     dg.AutomationCondition.code_version_changed().since(
@@ -21,7 +21,8 @@ RERUN_WHEN_CODE_CHANGES = (
 
 rerun_stale_partitions = dg.AutomationConditionSensorDefinition(
     "rerun_stale_partitions",
-    target=dg.AssetSelection.all() - dg.AssetSelection.groups(DERIVED_GROUP, WRITEBACK_GROUP),
+    target=dg.AssetSelection.all()
+    - dg.AssetSelection.groups(DERIVED_GROUP, WRITEBACK_GROUP, CURATION_GROUP),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
     description="Backfills the partitions whose asset's code_version changed (prompt edits).",

@@ -445,7 +445,8 @@ def language_vqa(
 
 
 @dg.asset(
-    deps=[language_plan, language_interjections, language_vqa],
+    # the golden-set gate's check is blocking: a rejected pipeline version writes nothing back
+    deps=[language_plan, language_interjections, language_vqa, dg.AssetKey("golden_set_score")],
     group_name=WRITEBACK_GROUP,
     kinds={"parquet"},
 )

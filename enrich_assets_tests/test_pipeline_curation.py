@@ -1,0 +1,147 @@
+"""Curation assets through a real Dagster instance: the golden-set gate on the demo's sample
+dataset, and the validation report with its review sheet and UI plots."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from enrich_assets.datasets.sample import DEMO_EPISODES, DEMO_SEED, write_sample_dataset
+from enrich_assets.definitions import build_definitions
+from enrich_assets.defs.runs import dagster_instance, materialize_dataset, register_dataset
+from enrich_assets.enrich.golden_set import load_golden_set
+from enrich_assets.store.catalog import Catalog
+
+
+def _golden_outputs(catalog: Catalog, dataset_id: str, drop_detections: int = 0) -> None:
+    """Write what a perfect pipeline would have produced for the golden items (less
+    `drop_detections` items' boxes), as the three tables the golden score reads."""
+    golden = load_golden_set()
+    items = golden.items
+    catalog.write(
+        "ai_detections",
+        dataset_id,
+        "all",
+        pl.DataFrame(
+            {
+                "episode_index": [i.episode_index for i in items],
+                "frame_index": [i.frame_index for i in items],
+                "camera": [i.camera for i in items],
+                "ai_detections": [
+                    json.dumps(
+                        []
+                        if n < drop_detections
+                        else [
+                            {"label": d.labels[0], "confidence": 0.9, "bbox": list(d.box)}
+                            for d in i.detections
+                        ]
+                    )
+                    for n, i in enumerate(items)
+                ],
+            }
+        ),
+    )
+    starts = [(e.episode_index, t) for e in golden.episodes
+              for t in (0.0, *(b.timestamp for b in e.boundaries))]  # fmt: skip
+    catalog.write(
+        "language_plan",
+        dataset_id,
+        "all",
+        pl.DataFrame(
+            {
+                "episode_index": [e for e, _ in starts],
+                "ai_language_style": ["subtask"] * len(starts),
+                "tech_timestamp": [t for _, t in starts],
+            }
+        ),
+    )
+    catalog.write(
+        "ai_caption",
+        dataset_id,
+        "all",
+        pl.DataFrame(
+            {
+                "episode_index": [i.episode_index for i in items],
+                "frame_index": [i.frame_index for i in items],
+                "camera": [i.camera for i in items],
+                "ai_caption": [i.caption for i in items],
+            }
+        ),
+    )
+
+
+def _score(settings) -> dg.MaterializeResult:  # noqa: ANN001
+    defs = build_definitions()
+    return dg.materialize(
+        list(defs.assets),
+        instance=dagster_instance(settings),
+        resources=defs.resources,
+        selection=["golden_set_score"],
+        raise_on_error=False,
+    )
+
+
+def test_golden_gate_scores_each_version_and_rejects_a_regression(
+    settings, tmp_path: Path, monkeypatch
+):
+    import importlib
+
+    import enrich_assets.defs.language as language
+    from enrich_assets.prompts import PROMPTS_DIR
+
+    root = write_sample_dataset(tmp_path / "demo", episodes=DEMO_EPISODES, seed=DEMO_SEED)
+    reg = register_dataset(settings, dagster_instance(settings), root)
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    _golden_outputs(catalog, reg.dataset_id)
+
+    first = _score(settings)
+    check = first.get_asset_check_evaluations()[0]
+    assert first.success and check.passed
+    meta = first.asset_materializations_for_node("golden_set_score")[0].metadata
+    assert meta["detection_recall"].value == 1.0 and meta["boundary_f1"].value == 1.0
+    assert meta["caption_object_recall"].value == 1.0
+
+    # a new pipeline version (an edited prompt) whose detector lost a third of the items
+    prompts = Path(shutil.copytree(PROMPTS_DIR, tmp_path / "prompts"))
+    (prompts / "caption.md").write_text((prompts / "caption.md").read_text() + "\nBe brief.\n")
+    monkeypatch.setenv("ENRICH_PROMPTS_DIR", str(prompts))
+    importlib.reload(language)
+    _golden_outputs(catalog, reg.dataset_id, drop_detections=len(load_golden_set().items) // 3)
+    second = _score(settings)
+    monkeypatch.delenv("ENRICH_PROMPTS_DIR")
+    importlib.reload(language)
+    check = second.get_asset_check_evaluations()[0]
+    assert not check.passed
+    assert "detection_recall fell from 1.000" in check.description
+    assert "caption_object_recall" not in check.description  # unchanged metrics not named
+    history = catalog.read("golden_scores", reg.dataset_id)
+    assert history["pipeline_version"].n_unique() == 2
+    assert set(history.filter(~pl.col("passed_gate"))["metric"]) == set(history["metric"])
+
+
+@pytest.mark.timeout(900)
+def test_validation_report_beside_the_dataset_with_review_sheet_and_plots(
+    settings, sample_root: Path, tmp_path: Path
+):
+    root = Path(shutil.copytree(sample_root, tmp_path / "sample"))
+    select = "+key:validation_report"
+    report = materialize_dataset(build_definitions(), settings, root, select=select)
+    assert report.ok, (report.failed_runs, report.failures)
+    reports = list((root / "meta" / "enrich_reports").glob("*/validation_report.json"))
+    assert len(reports) == 1
+    content = json.loads(reports[0].read_text())
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    keyframes = catalog.read("keyframes")
+    assert content["counts"]["keyframes"] == keyframes.height
+    html = (reports[0].parent / "review.html").read_text()
+    assert html.count("data:image/jpeg;base64") == min(200, keyframes.height)
+    instance = dagster_instance(settings)
+    event = instance.get_latest_materialization_event(dg.AssetKey("validation_report"))
+    metadata = event.asset_materialization.metadata
+    for plot in ("embedding_map", "cluster_sizes", "quality_histogram"):
+        assert metadata[plot].value.startswith(f"![{plot}](data:image/png;base64,")
