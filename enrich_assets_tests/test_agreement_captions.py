@@ -30,11 +30,12 @@ SETTINGS = LanguageSettings()
 CAM = "observation.images.top"
 CUBE = "A robot arm picks up a red cube from the table."
 TOWEL = "Two hands fold a blue towel on the table."
+COFFEE = "A person pours coffee into a mug in a kitchen."
 PAIRS = [  # (primary, secondary)
     (CUBE, "A robotic arm lifts a red cube off the table."),
     ("The gripper places the cup in the sink.", "The robot's gripper puts the cup into the sink."),
     (TOWEL, "A blue towel is being folded on the table by two hands."),
-    (CUBE, "A person pours coffee into a mug in a kitchen."),
+    (CUBE, COFFEE),
     (TOWEL, "The robot opens the top drawer of the cabinet."),
 ]
 
@@ -186,7 +187,7 @@ def test_end_to_end_two_stub_models_agree_except_where_a_caption_differs(tmp_pat
         ).with_columns(ai_caption_reused_from=pl.lit(None, pl.Int64))
         odd = (pl.col("episode_index") == 4) & (pl.col("frame_index") == 10)
         primary = primary.with_columns(
-            ai_caption=pl.when(odd).then(pl.lit(TOWEL)).otherwise("ai_caption")
+            ai_caption=pl.when(odd).then(pl.lit(COFFEE)).otherwise("ai_caption")
         )
         settings = AgreementSettings(sample_size=8, seed=3, threshold=0.7)
         report = caption_agreement(
@@ -205,7 +206,7 @@ def test_end_to_end_two_stub_models_agree_except_where_a_caption_differs(tmp_pat
     assert report.primary_model == "primary-vlm:local-stub"
     assert report.secondary_model == "second-vlm:local-stub"
     flagged = [(p.episode_index, p.frame_index) for p in report.flagged]
-    assert flagged == [(4, 10)] and report.flagged[0].primary == TOWEL
+    assert flagged == [(4, 10)] and report.flagged[0].primary == COFFEE
     assert report.median == pytest.approx(1.0, abs=1e-5)  # same stub, same prompt: same text
 
 

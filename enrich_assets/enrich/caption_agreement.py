@@ -56,7 +56,7 @@ class AgreementReport:
     sentence_model: str
     threshold: float
     sampled: int  # keyframes sent to the second model
-    n: int  # pairs with both captions (sampled minus the second model's failures)
+    n: int  # sampled keyframes where both models gave a caption
     mean: float | None  # None when n == 0
     median: float | None
     p10: float | None
