@@ -13,6 +13,7 @@ import pytest
 
 from enrich_assets.datasets.sample import DEMO_EPISODES, DEMO_SEED, write_sample_dataset
 from enrich_assets.definitions import build_definitions
+from enrich_assets.defs.curation import REPORT_CHECKS
 from enrich_assets.defs.runs import dagster_instance, materialize_dataset, register_dataset
 from enrich_assets.enrich.golden_set import load_golden_set
 from enrich_assets.store.catalog import Catalog
@@ -126,9 +127,12 @@ def test_golden_gate_scores_each_version_and_rejects_a_regression(
 
 @pytest.mark.timeout(900)
 def test_validation_report_beside_the_dataset_with_review_sheet_and_plots(
-    settings, sample_root: Path, tmp_path: Path
+    settings, sample_root: Path, tmp_path: Path, monkeypatch
 ):
     root = Path(shutil.copytree(sample_root, tmp_path / "sample"))
+    config = tmp_path / "settings.yaml"  # a second VLM: the local stub under another name
+    config.write_text("vlm_secondary: {backend: local-stub, model: second-vlm}\n")
+    monkeypatch.setenv("ENRICH_SETTINGS", str(config))
     select = "+key:validation_report"
     report = materialize_dataset(build_definitions(), settings, root, select=select)
     assert report.ok, (report.failed_runs, report.failures)
@@ -138,6 +142,8 @@ def test_validation_report_beside_the_dataset_with_review_sheet_and_plots(
     catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
     keyframes = catalog.read("keyframes")
     assert content["counts"]["keyframes"] == keyframes.height
+    agreement = content["agreement"]
+    assert agreement["secondary_model"] == "second-vlm:local-stub" and agreement["n"] > 0
     html = (reports[0].parent / "review.html").read_text()
     assert html.count("data:image/jpeg;base64") == min(200, keyframes.height)
     instance = dagster_instance(settings)
@@ -145,3 +151,8 @@ def test_validation_report_beside_the_dataset_with_review_sheet_and_plots(
     metadata = event.asset_materialization.metadata
     for plot in ("embedding_map", "cluster_sizes", "quality_histogram"):
         assert metadata[plot].value.startswith(f"![{plot}](data:image/png;base64,")
+    keys = [dg.AssetCheckKey(dg.AssetKey("validation_report"), r) for r in REPORT_CHECKS]
+    executed = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    assert {k.name for k, record in executed.items() if record.event is not None} == set(
+        REPORT_CHECKS
+    )

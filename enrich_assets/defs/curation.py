@@ -18,8 +18,18 @@ import polars as pl
 
 from enrich_assets.defs import ingest, language, vision
 from enrich_assets.defs.jobs import CURATION_GROUP
+from enrich_assets.defs.language import settings_section
 from enrich_assets.defs.metadata import png_metadata
 from enrich_assets.defs.resources import PipelineResource
+from enrich_assets.enrich.caption_agreement import RULE as AGREEMENT_RULE
+from enrich_assets.enrich.caption_agreement import (
+    AgreementReport,
+    AgreementSettings,
+    caption_agreement,
+    check_caption_agreement,
+)
+from enrich_assets.enrich.detections import load_vocabulary
+from enrich_assets.enrich.distribution_checks import DistributionSettings, check_distribution
 from enrich_assets.enrich.golden_gate import check_golden_regression, load_gates
 from enrich_assets.enrich.golden_metrics import load_metric_params, score_golden
 from enrich_assets.enrich.golden_set import golden_mismatches, load_golden_set
@@ -37,7 +47,9 @@ from enrich_assets.enrich.report import (
 )
 from enrich_assets.enrich.review_sample import KEYS, review_sample
 from enrich_assets.enrich.review_sheet import review_rows, review_sheet_html
-from enrich_assets.schema import to_table
+from enrich_assets.enrich.rules import RuleOutcome
+from enrich_assets.models.registry import load_model_spec
+from enrich_assets.schema import pipeline_config, to_table
 from enrich_assets.store.images import load_image
 
 GOLDEN_TABLE = "golden_scores"
@@ -150,7 +162,14 @@ def golden_set_score(
     )
 
 
+DISTRIBUTION_RULES = ("task_objects_in_captions", "task_objects_detected", "caption_variety")
+REPORT_CHECKS = (*DISTRIBUTION_RULES, AGREEMENT_RULE)
+
+
 @dg.asset(
+    check_specs=[
+        dg.AssetCheckSpec(rule, asset="validation_report", blocking=False) for rule in REPORT_CHECKS
+    ],
     deps=[
         "tech_quality",
         "ai_detections",
@@ -165,17 +184,26 @@ def golden_set_score(
 def validation_report(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
-    """Per dataset and pipeline version: distributions, check summary, golden scores and a
-    stratified 200-keyframe review sheet, in <dataset>/meta/enrich_reports/<version>/."""
+    """Per dataset and pipeline version: distributions, check summary, golden scores, caption
+    agreement with a second VLM (when `vlm_secondary` is configured) and a stratified
+    200-keyframe review sheet, in <dataset>/meta/enrich_reports/<version>/."""
     version = pipeline_version()
     written: dict[str, str] = {}
     metadata: dict[str, Any] = {"pipeline_version": version}
+    outcomes: dict[str, list[tuple[str, RuleOutcome]]] = {rule: [] for rule in REPORT_CHECKS}
     for dataset_id, root in sorted(pipeline.registry.load().items()):
         if not root.exists():
             continue
         tables = {t: pipeline.catalog.read(t, dataset_id) for t in REPORT_TABLES}
         if tables["keyframes"].height == 0:
             continue
+        checks = _distribution(dataset_id, tables)
+        agreement = _agreement(pipeline, tables)
+        if agreement is not None:
+            settings = AgreementSettings(**pipeline_config("caption_agreement"))
+            checks.append(check_caption_agreement(agreement, settings.max_flagged_share))
+        for o in checks:
+            outcomes[o.rule].append((dataset_id, o))
         sample = review_sample(tables["keyframes"], tables["ai_semantic_cluster"])
         html = review_sheet_html(
             review_rows(sample, tables),
@@ -183,14 +211,79 @@ def validation_report(
             dataset_id,
             version,
         )
-        report = build_validation_report(dataset_id, version, tables, None, sample)
+        figures = agreement.figures() if agreement is not None else None
+        report = build_validation_report(dataset_id, version, tables, figures, sample)
         report["golden"] = _golden_rows(pipeline, dataset_id, version)
         out = write_validation_report(report_dir(root, version), report, html)
         written[dataset_id] = str(out)
         if len(written) == 1:  # the UI shows one dataset's plots; the files have them all
             metadata.update(_plots(pipeline, dataset_id, tables))
     metadata["reports"] = dg.MetadataValue.json(written)
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[_check_result(rule, found) for rule, found in outcomes.items()],
+    )
+
+
+def _distribution(dataset_id: str, tables: dict[str, pl.DataFrame]) -> list[RuleOutcome]:
+    if tables["ai_caption"].height == 0 or tables["episode_manifest"].height == 0:
+        return []
+    detections = tables["ai_detections"] if tables["ai_detections"].height else None
+    settings = DistributionSettings(**pipeline_config("distribution"))
+    return check_distribution(
+        tables["episode_manifest"],
+        tables["ai_caption"],
+        detections,
+        load_vocabulary(dataset_id),
+        settings,
+    )
+
+
+def _agreement(
+    pipeline: PipelineResource, tables: dict[str, pl.DataFrame]
+) -> AgreementReport | None:
+    """Caption a sample again with the second VLM and compare; None when none is configured."""
+    second = settings_section("vlm_secondary")
+    if not second or tables["ai_caption"].height == 0:
+        return None
+    from enrich_assets.models.sentence_embedder import load_sentence_embedder
+    from enrich_assets.models.vlm_factory import build_client
+
+    embedder = load_sentence_embedder(
+        load_model_spec("sentence", profile=pipeline.settings.model_profile)
+    )
+    client = build_client(second)
+    try:
+        return caption_agreement(
+            tables["ai_caption"],
+            tables["keyframes"],
+            tables["episode_manifest"],
+            pipeline.artifact_dir,
+            client,
+            embedder,
+            language.SETTINGS,
+            AgreementSettings(**pipeline_config("caption_agreement")),
+        )
+    finally:
+        close = getattr(client, "close", None)
+        if close is not None:
+            close()
+
+
+def _check_result(rule: str, found: list[tuple[str, RuleOutcome]]) -> dg.AssetCheckResult:
+    """One result per rule over every dataset; WARN rules, so never blocking."""
+    failing = {d: o.message for d, o in found if not o.passed}
+    if not found:
+        description = "not evaluated (no captions, or no second VLM in vlm_secondary)"
+    else:
+        description = "; ".join(f"{d}: {o.message}" for d, o in found)[:2000]
+    return dg.AssetCheckResult(
+        check_name=rule,
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={"datasets_checked": len(found), "failing": dg.MetadataValue.json(failing)},
+    )
 
 
 def _golden_rows(pipeline: PipelineResource, dataset_id: str, version: str) -> dict | None:
