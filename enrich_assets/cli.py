@@ -149,34 +149,24 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import polars as pl
-
-    from enrich_assets.datasets.export import export_episodes
-    from enrich_assets.datasets.lerobot import open_lerobot
     from enrich_assets.store.catalog import Catalog
-    from enrich_assets.store.episode_view import balance_clusters, episode_view
+    from enrich_assets.store.curated_export import curated_export
     from enrich_assets.store.registry import DatasetRegistry
 
     settings = load_settings()
-    root = Path(args.dataset).resolve()
-    dataset_id = DatasetRegistry(settings.registry_path).register(root)
-    reader = open_lerobot(root, dataset_id)
-    refs = reader.episodes()
-    episodes = pl.DataFrame(
-        {
-            "episode_index": [r.episode_index for r in refs],
-            "length": [r.length for r in refs],
-            "task": [r.task for r in refs],
-        }
+    result = curated_export(
+        Catalog(settings.catalog_dir, settings.duckdb_path),
+        DatasetRegistry(settings.registry_path),
+        Path(args.dataset),
+        Path(args.out),
+        args.where,
+        args.cluster_balance,
     )
-    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
-    selected = episode_view(catalog, dataset_id, episodes, args.where)
-    if args.cluster_balance:
-        selected = balance_clusters(selected)
-    chosen = selected["episode_index"].to_list()
-    print(f"{len(chosen)} of {len(refs)} episodes selected: {chosen}")
-    out = export_episodes(reader, chosen, Path(args.out))
-    print(f"wrote LeRobot v3.0 dataset: {out} (episodes renumbered 0..{len(chosen) - 1})")
+    print(f"{len(result.chosen)} of {result.episodes_total} episodes selected: {result.chosen}")
+    print(
+        f"wrote LeRobot v3.0 dataset: {result.out} "
+        f"(episodes renumbered 0..{len(result.chosen) - 1})"
+    )
     return 0
 
 

@@ -156,3 +156,21 @@ def test_validation_report_beside_the_dataset_with_review_sheet_and_plots(
     assert {k.name for k, record in executed.items() if record.event is not None} == set(
         REPORT_CHECKS
     )
+
+
+def test_export_dataset_job_with_config_writes_the_selected_episodes(
+    settings, sample_root: Path, tmp_path: Path
+):
+    defs = build_definitions()
+    assert materialize_dataset(defs, settings, sample_root, select="+key:tech_quality").ok
+    out = tmp_path / "curated"
+    config = {"dataset": str(sample_root), "out": str(out), "where": "episode_index IN (1, 4)"}
+    result = defs.get_job_def("export_dataset").execute_in_process(
+        run_config={"ops": {"export_selected_episodes": {"config": config}}},
+        instance=dagster_instance(settings),
+    )
+    assert result.success
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert info["total_episodes"] == 2
+    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert event.event_specific_data.metadata["source_episodes"].value == [1, 4]
