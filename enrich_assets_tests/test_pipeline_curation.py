@@ -24,56 +24,29 @@ def _golden_outputs(catalog: Catalog, dataset_id: str, drop_detections: int = 0)
     `drop_detections` items' boxes), as the three tables the golden score reads."""
     golden = load_golden_set()
     items = golden.items
-    catalog.write(
-        "ai_detections",
-        dataset_id,
-        "all",
-        pl.DataFrame(
-            {
-                "episode_index": [i.episode_index for i in items],
-                "frame_index": [i.frame_index for i in items],
-                "camera": [i.camera for i in items],
-                "ai_detections": [
-                    json.dumps(
-                        []
-                        if n < drop_detections
-                        else [
-                            {"label": d.labels[0], "confidence": 0.9, "bbox": list(d.box)}
-                            for d in i.detections
-                        ]
-                    )
-                    for n, i in enumerate(items)
-                ],
-            }
-        ),
-    )
+    keys = {
+        "episode_index": [i.episode_index for i in items],
+        "frame_index": [i.frame_index for i in items],
+        "camera": [i.camera for i in items],
+    }
+    boxes = [
+        [] if n < drop_detections else
+        [{"label": d.labels[0], "confidence": 0.9, "bbox": list(d.box)} for d in i.detections]
+        for n, i in enumerate(items)
+    ]  # fmt: skip
     starts = [(e.episode_index, t) for e in golden.episodes
               for t in (0.0, *(b.timestamp for b in e.boundaries))]  # fmt: skip
-    catalog.write(
-        "language_plan",
-        dataset_id,
-        "all",
-        pl.DataFrame(
-            {
-                "episode_index": [e for e, _ in starts],
-                "ai_language_style": ["subtask"] * len(starts),
-                "tech_timestamp": [t for _, t in starts],
-            }
-        ),
-    )
-    catalog.write(
-        "ai_caption",
-        dataset_id,
-        "all",
-        pl.DataFrame(
-            {
-                "episode_index": [i.episode_index for i in items],
-                "frame_index": [i.frame_index for i in items],
-                "camera": [i.camera for i in items],
-                "ai_caption": [i.caption for i in items],
-            }
-        ),
-    )
+    tables = {
+        "ai_detections": {**keys, "ai_detections": [json.dumps(b) for b in boxes]},
+        "ai_caption": {**keys, "ai_caption": [i.caption for i in items]},
+        "language_plan": {
+            "episode_index": [e for e, _ in starts],
+            "ai_language_style": ["subtask"] * len(starts),
+            "tech_timestamp": [t for _, t in starts],
+        },
+    }
+    for table, columns in tables.items():
+        catalog.write(table, dataset_id, "all", pl.DataFrame(columns))
 
 
 def _score(settings) -> dg.MaterializeResult:  # noqa: ANN001
