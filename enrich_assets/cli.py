@@ -94,6 +94,42 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from enrich_assets.definitions import defs
+    from enrich_assets.defs.curation import GOLDEN_TABLE, pipeline_version
+    from enrich_assets.defs.runs import materialize_dataset
+    from enrich_assets.enrich.golden_gate import find_regressions, load_gates
+    from enrich_assets.enrich.report import REPORT_FILE, report_dir
+    from enrich_assets.store.catalog import Catalog
+
+    settings = load_settings()
+    root = Path(args.dataset).resolve()
+    select = "key:golden_set_score or key:validation_report"
+    report = materialize_dataset(defs, settings, root, select)
+    version = pipeline_version()
+    path = report_dir(root, version) / REPORT_FILE
+    print(f"pipeline version {version}")
+    print(f"validation report: {path}" if path.is_file() else "validation report: not written")
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    where = f"pipeline_version = '{version}'"
+    scores = catalog.read(GOLDEN_TABLE, report.dataset_id, where)
+    if scores.height == 0:
+        print("golden set: not scored (this dataset is not the one data/golden/ was cut from)")
+    for row in scores.sort("metric").iter_rows(named=True):
+        value = "not measured" if row["value"] is None else f"{row['value']:.3f}"
+        print(f"  {row['metric']:<24} {value:>12}  ({row['covered']}/{row['total']} covered)")
+    rejected = scores.height > 0 and not scores["passed_gate"].all()
+    if rejected:
+        history = catalog.read(GOLDEN_TABLE, report.dataset_id)
+        earlier = history.select("pipeline_version", "metric", "value").iter_rows()
+        current = dict(zip(scores["metric"], scores["value"], strict=True))
+        for regression in find_regressions(earlier, version, current, load_gates()):
+            print(f"golden set gate: REJECTED: {regression.describe()}")
+    for run_id in report.failed_runs:
+        print(f"  run {run_id} failed: see `dagster dev` (DAGSTER_HOME={settings.dagster_home})")
+    return 0 if report.ok and not rejected else 1
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import io
 
@@ -197,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="price this model instead of the configured one")
     p.add_argument("--sample", type=int, default=20, help="episodes to dry-run (default 20)")
     p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("report", help="golden-set score and validation report for a dataset")
+    p.add_argument("--dataset", required=True)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("search", help="text (or example image) -> keyframe search")
     p.add_argument("text", nargs="?", default="", help="query text (CLIP text tower)")

@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from enrich_assets.cli import main
 from enrich_assets.datasets.sample import DEMO_EPISODES, DEMO_SEED, write_sample_dataset
 from enrich_assets.definitions import build_definitions
 from enrich_assets.defs.curation import REPORT_CHECKS
@@ -61,7 +62,7 @@ def _score(settings) -> dg.MaterializeResult:  # noqa: ANN001
 
 
 def test_golden_gate_scores_each_version_and_rejects_a_regression(
-    settings, tmp_path: Path, monkeypatch
+    settings, tmp_path: Path, monkeypatch, capsys
 ):
     import importlib
 
@@ -87,12 +88,16 @@ def test_golden_gate_scores_each_version_and_rejects_a_regression(
     importlib.reload(language)
     _golden_outputs(catalog, reg.dataset_id, drop_detections=len(load_golden_set().items) // 3)
     second = _score(settings)
+    assert main(["report", "--dataset", str(root)]) == 1  # the CLI says the same
+    out = capsys.readouterr().out
     monkeypatch.delenv("ENRICH_PROMPTS_DIR")
     importlib.reload(language)
     check = second.get_asset_check_evaluations()[0]
     assert not check.passed
     assert "detection_recall fell from 1.000" in check.description
     assert "caption_object_recall" not in check.description  # unchanged metrics not named
+    assert "golden set gate: REJECTED: detection_recall fell from 1.000" in out
+    assert "validation report: " in out
     history = catalog.read("golden_scores", reg.dataset_id)
     assert history["pipeline_version"].n_unique() == 2
     assert set(history.filter(~pl.col("passed_gate"))["metric"]) == set(history["metric"])
