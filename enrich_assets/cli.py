@@ -51,6 +51,85 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+LANGUAGE_ASSETS = {
+    "ai_caption": "caption",
+    "language_plan": "plan",
+    "language_interjections": "interjections",
+    "language_vqa": "vqa",
+}
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from enrich_assets.datasets.lerobot import open_lerobot
+    from enrich_assets.definitions import defs
+    from enrich_assets.defs.ingest import keyframe_policy
+    from enrich_assets.defs.language import SETTINGS, served_model, vlm_config
+    from enrich_assets.defs.runs import parse_selection
+    from enrich_assets.enrich.language.estimate import estimate_dataset
+    from enrich_assets.models.vlm_ledger import estimate_cost, load_prices
+
+    selected = parse_selection(args.select).resolve(defs.resolve_asset_graph())
+    names = {k.to_user_string() for k in selected}
+    modules = [m for asset, m in LANGUAGE_ASSETS.items() if asset in names]
+    if not modules:
+        print(f"{args.select!r} selects no asset that calls a VLM ({', '.join(LANGUAGE_ASSETS)})")
+        return 0
+    refs = open_lerobot(Path(args.dataset).resolve(), "estimate").episodes()
+    estimate = estimate_dataset(refs, modules, SETTINGS, keyframe_policy(), args.sample)
+    model = args.model or served_model(vlm_config())
+    costs = estimate_cost(model, estimate.work, load_prices())
+    print(
+        f"{args.dataset}: {estimate.episodes} episodes ({estimate.sampled} sampled), "
+        f"modules {', '.join(modules)}, model {model}"
+    )
+    print(f"{'kind':<16}{'requests':>9}{'in tok/req':>11}{'out tok/req':>12}{'cost USD':>11}")
+    for kind, w in estimate.work.items():
+        print(
+            f"{kind:<16}{w.requests:>9}{w.input_tokens:>11}{w.output_tokens:>12}"
+            f"{costs[kind]:>11.4f}"
+        )
+    total = sum(w.requests for w in estimate.work.values())
+    print(f"{'total':<16}{total:>9}{'':>23}{costs['total']:>11.4f}")
+    print("upper bound: answers at max_tokens, no cache hits, no near-duplicate caption reuse")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from enrich_assets.definitions import defs
+    from enrich_assets.defs.curation import GOLDEN_TABLE, pipeline_version
+    from enrich_assets.defs.runs import materialize_dataset
+    from enrich_assets.enrich.golden_gate import find_regressions, load_gates
+    from enrich_assets.enrich.report import REPORT_FILE, report_dir
+    from enrich_assets.store.catalog import Catalog
+
+    settings = load_settings()
+    root = Path(args.dataset).resolve()
+    select = "key:golden_set_score or key:validation_report"
+    report = materialize_dataset(defs, settings, root, select)
+    version = pipeline_version()
+    path = report_dir(root, version) / REPORT_FILE
+    print(f"pipeline version {version}")
+    print(f"validation report: {path}" if path.is_file() else "validation report: not written")
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    where = f"pipeline_version = '{version}'"
+    scores = catalog.read(GOLDEN_TABLE, report.dataset_id, where)
+    if scores.height == 0:
+        print("golden set: not scored (this dataset is not the one data/golden/ was cut from)")
+    for row in scores.sort("metric").iter_rows(named=True):
+        value = "not measured" if row["value"] is None else f"{row['value']:.3f}"
+        print(f"  {row['metric']:<24} {value:>12}  ({row['covered']}/{row['total']} covered)")
+    rejected = scores.height > 0 and not scores["passed_gate"].all()
+    if rejected:
+        history = catalog.read(GOLDEN_TABLE, report.dataset_id)
+        earlier = history.select("pipeline_version", "metric", "value").iter_rows()
+        current = dict(zip(scores["metric"], scores["value"], strict=True))
+        for regression in find_regressions(earlier, version, current, load_gates()):
+            print(f"golden set gate: REJECTED: {regression.describe()}")
+    for run_id in report.failed_runs:
+        print(f"  run {run_id} failed: see `dagster dev` (DAGSTER_HOME={settings.dagster_home})")
+    return 0 if report.ok and not rejected else 1
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     import io
 
@@ -106,34 +185,24 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import polars as pl
-
-    from enrich_assets.datasets.export import export_episodes
-    from enrich_assets.datasets.lerobot import open_lerobot
     from enrich_assets.store.catalog import Catalog
-    from enrich_assets.store.episode_view import balance_clusters, episode_view
+    from enrich_assets.store.curated_export import curated_export
     from enrich_assets.store.registry import DatasetRegistry
 
     settings = load_settings()
-    root = Path(args.dataset).resolve()
-    dataset_id = DatasetRegistry(settings.registry_path).register(root)
-    reader = open_lerobot(root, dataset_id)
-    refs = reader.episodes()
-    episodes = pl.DataFrame(
-        {
-            "episode_index": [r.episode_index for r in refs],
-            "length": [r.length for r in refs],
-            "task": [r.task for r in refs],
-        }
+    result = curated_export(
+        Catalog(settings.catalog_dir, settings.duckdb_path),
+        DatasetRegistry(settings.registry_path),
+        Path(args.dataset),
+        Path(args.out),
+        args.where,
+        args.cluster_balance,
     )
-    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
-    selected = episode_view(catalog, dataset_id, episodes, args.where)
-    if args.cluster_balance:
-        selected = balance_clusters(selected)
-    chosen = selected["episode_index"].to_list()
-    print(f"{len(chosen)} of {len(refs)} episodes selected: {chosen}")
-    out = export_episodes(reader, chosen, Path(args.out))
-    print(f"wrote LeRobot v3.0 dataset: {out} (episodes renumbered 0..{len(chosen) - 1})")
+    print(f"{len(result.chosen)} of {result.episodes_total} episodes selected: {result.chosen}")
+    print(
+        f"wrote LeRobot v3.0 dataset: {result.out} "
+        f"(episodes renumbered 0..{len(result.chosen) - 1})"
+    )
     return 0
 
 
@@ -157,6 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="partitions known, materialized, failed; checks failing")
     p.add_argument("--dataset", required=True)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("estimate", help="VLM requests, tokens and cost before a run")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--select", default="*", help="Dagster asset selection (default: everything)")
+    p.add_argument("--model", help="price this model instead of the configured one")
+    p.add_argument("--sample", type=int, default=20, help="episodes to dry-run (default 20)")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("report", help="golden-set score and validation report for a dataset")
+    p.add_argument("--dataset", required=True)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("search", help="text (or example image) -> keyframe search")
     p.add_argument("text", nargs="?", default="", help="query text (CLIP text tower)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from enrich_assets.defs import derived, ingest, language, vision
+from enrich_assets.defs import curation, derived, ingest, language, vision
+from enrich_assets.defs.automation import rerun_stale_partitions
+from enrich_assets.defs.export import export_dataset
 from enrich_assets.defs.jobs import enrich_episodes_job
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.defs.sensors import new_episodes
@@ -14,9 +16,9 @@ from enrich_assets.settings import load_settings
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest, vision, language, derived]),
-        jobs=[enrich_episodes_job],
-        sensors=[new_episodes],
+        assets=dg.load_assets_from_modules([ingest, vision, language, derived, curation]),
+        jobs=[enrich_episodes_job, export_dataset],
+        sensors=[new_episodes, rerun_stale_partitions],
         resources={
             "pipeline": PipelineResource(
                 data_dir=str(settings.data_dir),
@@ -24,7 +26,11 @@ def build_definitions() -> dg.Definitions:
             ),
             "vision": vision.VisionModels(profile=settings.model_profile),
             "vlm": language.VLMResource(
-                **{"cache_dir": str(settings.data_dir / "vlm_cache"), **language.vlm_config()}
+                **{
+                    "cache_dir": str(settings.data_dir / "vlm_cache"),
+                    "budget_dir": str(settings.data_dir / "vlm_budget"),
+                    **language.vlm_config(),
+                }
             ),
         },
     )

@@ -10,20 +10,16 @@ from enrich_assets.defs.runs import materialize_dataset
 from enrich_assets.settings import load_settings
 from enrich_assets.store.catalog import Catalog
 
-SAMPLE_EPISODES, SAMPLE_SEED = 12, 0
-
 
 def main() -> int:
     warnings.filterwarnings("ignore", module="dagster")
-    from enrich_assets.datasets.sample import write_sample_dataset
+    from enrich_assets.datasets.sample import DEMO_EPISODES, DEMO_SEED, write_sample_dataset
 
     settings = load_settings()
     root = settings.data_dir / "sample"
     if not (root / "meta" / "info.json").exists():
-        write_sample_dataset(root, episodes=SAMPLE_EPISODES, seed=SAMPLE_SEED)
-        print(
-            f"wrote the sample dataset ({SAMPLE_EPISODES} episodes, seed {SAMPLE_SEED}) to {root}"
-        )
+        write_sample_dataset(root, episodes=DEMO_EPISODES, seed=DEMO_SEED)
+        print(f"wrote the sample dataset ({DEMO_EPISODES} episodes, seed {DEMO_SEED}) to {root}")
     report = materialize_dataset(defs, settings, root)
     catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
     where = f"dataset_id = '{report.dataset_id}'"

@@ -57,3 +57,17 @@ def test_module_hash_ignores_other_modules_settings():
     assert language_prompt_hash("plan", "m", s) != language_prompt_hash(
         "plan", "m", replace(s, seed=1)
     )
+
+
+def test_language_section_of_the_settings_file_overrides_defaults(tmp_path, monkeypatch):
+    from enrich_assets.defs.language import language_settings
+
+    path = tmp_path / "settings.yaml"
+    path.write_text("language:\n  task_aug_count: 4\n  vqa_types: [count, bbox]\n")
+    monkeypatch.setenv("ENRICH_SETTINGS", str(path))
+    settings = language_settings()
+    assert (settings.task_aug_count, settings.vqa_types) == (4, ("count", "bbox"))
+    assert settings.max_interjections == 3  # the default stays
+    path.write_text("language:\n  task_aug: 4\n")
+    with pytest.raises(ValueError, match="section language: .*task_aug"):
+        language_settings()

@@ -7,11 +7,14 @@ import importlib
 import shutil
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from enrich_assets.definitions import build_definitions
 from enrich_assets.defs.runs import materialize_dataset
+from enrich_assets.models.local_stub_server import LocalStubServer
 from enrich_assets.store.catalog import Catalog
 
 LANGUAGE = "key:ai_caption+ or key:language_plan+ or key:language_vqa+"
@@ -69,6 +72,25 @@ def test_language_assets_stage_write_back_and_cache(settings, sample_root: Path,
         ledger["asset"]
     )
 
+    # the dry-run estimate issues the requests the run issued (captions: at most, as
+    # near-duplicate keyframes reuse their original's caption in the run)
+    from enrich_assets.datasets.lerobot import open_lerobot
+    from enrich_assets.defs.ingest import keyframe_policy
+    from enrich_assets.defs.language import SETTINGS
+    from enrich_assets.enrich.language.estimate import MODULES, estimate_dataset
+
+    refs = open_lerobot(root, "x").episodes()
+    work = estimate_dataset(refs, MODULES, SETTINGS, keyframe_policy()).work
+    made = dict(ledger.group_by("kind").len().iter_rows())
+    assert {k: w.requests for k, w in work.items() if k != "caption"} == {
+        k: n for k, n in made.items() if k != "caption"
+    }
+    assert made["caption"] <= work["caption"].requests == captions.height
+
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        weekly = conn.execute("SELECT sum(requests), sum(cost_usd) FROM vlm_cost_weekly").fetchone()
+    assert weekly == (first_run, pytest.approx(ledger["cost_usd"].sum()))
+
     again = materialize_dataset(build_definitions(), settings, root, select=LANGUAGE)
     assert again.ok, (again.failed_runs, again.failures)
     ledger = catalog.read("vlm_ledger")
@@ -77,10 +99,36 @@ def test_language_assets_stage_write_back_and_cache(settings, sample_root: Path,
     assert ledger["cost_usd"].sum() == 0
 
 
-def _code_versions() -> dict[str, str]:
-    import enrich_assets.defs.language as language
+def test_budget_cap_stops_the_run_and_fails_episodes_clearly(
+    settings, sample_root: Path, tmp_path: Path, monkeypatch
+):
+    """A priced model behind a local OpenAI-compatible server: the run's cap is reached after a
+    few captions; the episodes it stopped fail naming the budget, write no rows, are not
+    re-run (a fresh run would spend a fresh budget), and every call made is in the ledger."""
+    root = Path(shutil.copytree(sample_root, tmp_path / "sample"))
+    assert materialize_dataset(build_definitions(), settings, root, select=UPSTREAM).ok
+    with LocalStubServer("gpt-4o") as server:
+        config = {"backend": "openai", "model": "gpt-4o", "base_url": server.base_url}
+        path = tmp_path / "settings.yaml"
+        path.write_text(yaml.safe_dump({"vlm": {**config, "budget_usd": 0.03}}))
+        monkeypatch.setenv("ENRICH_SETTINGS", str(path))
+        report = materialize_dataset(build_definitions(), settings, root, "key:ai_caption")
+    assert not report.ok
+    stopped = [(ep, msg) for asset, ep, status, msg in report.failures if asset == "ai_caption"]
+    assert stopped and all("BudgetExceeded: VLM budget of $0.0300" in m for _, m in stopped)
+    assert report.runs == 1  # no re-run of budget stops
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    captioned = (
+        set(catalog.read("ai_caption")["episode_index"]) if catalog.has("ai_caption") else set()
+    )
+    assert captioned.isdisjoint(ep for ep, _ in stopped)
+    ledger = catalog.read("vlm_ledger")
+    assert 0 < ledger.height == server.request_count
+    assert set(ledger["status"]) == {"ok"}
 
-    importlib.reload(language)
+
+def _code_versions() -> dict[str, str]:
+    _reload_language()
     graph = build_definitions().resolve_asset_graph()
     return {
         name: graph.get(key).code_version or ""
@@ -103,6 +151,48 @@ def test_changing_a_prompt_makes_only_its_assets_stale(tmp_path: Path, monkeypat
     assert changed["ai_caption"] != base["ai_caption"]
     assert changed["language_vqa"] == base["language_vqa"]
     assert changed["tech_quality"] == base["tech_quality"]
+
+
+def test_prompt_edit_requests_a_backfill_of_exactly_that_assets_partitions(
+    tmp_path: Path, monkeypatch
+):
+    """Edit caption.md, evaluate the automation conditions: the materialized ai_caption
+    partitions are requested (once), nothing else: not other assets, not missing partitions."""
+    import dagster as dg
+
+    from enrich_assets.defs.partitions import episodes
+    from enrich_assets.partition_keys import partition_key
+    from enrich_assets.prompts import PROMPTS_DIR
+
+    prompts = Path(shutil.copytree(PROMPTS_DIR, tmp_path / "prompts"))
+    monkeypatch.setenv("ENRICH_PROMPTS_DIR", str(prompts))
+    instance = dg.DagsterInstance.ephemeral()
+    keys = [partition_key("ds", i) for i in range(3)]
+    instance.add_dynamic_partitions(episodes.name, keys)
+    for asset in ("ai_caption", "language_vqa", "tech_quality"):
+        for key in keys[:2]:  # the third episode was never materialized
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=key))
+
+    def evaluate(cursor=None):  # noqa: ANN001, ANN202
+        _reload_language()
+        return dg.evaluate_automation_conditions(build_definitions(), instance, cursor=cursor)
+
+    first = evaluate()
+    assert first.total_requested == 0
+    caption = prompts / "caption.md"
+    caption.write_text(caption.read_text() + "\nMention the gripper.\n")
+    edited = evaluate(first.cursor)
+    assert edited.get_requested_partitions(dg.AssetKey("ai_caption")) == set(keys[:2])
+    assert edited.total_requested == 2
+    assert evaluate(edited.cursor).total_requested == 0  # requested once, not every tick
+    monkeypatch.delenv("ENRICH_PROMPTS_DIR")
+    _reload_language()
+
+
+def _reload_language() -> None:
+    import enrich_assets.defs.language as language
+
+    importlib.reload(language)
 
 
 @pytest.fixture(autouse=True)

@@ -132,6 +132,20 @@ def test_budget_counts_in_flight_reservations_across_threads():
     assert len(granted) == 10 and len(refused) == 20
 
 
+def test_budget_shared_through_a_file_holds_across_processes(tmp_path):
+    """Two Budget objects on one state file stand for two step processes of one run."""
+    state = tmp_path / "budget" / "run-1.json"
+    first = Budget(cap_usd=0.01, price=Price(1.0, 0.0), state_path=state)
+    second = Budget(cap_usd=0.01, price=Price(1.0, 0.0), state_path=state)
+    first.settle(first.reserve(6000, 0), 6000, 0)  # $0.006 spent by the first step
+    assert second.spent_usd == pytest.approx(0.006)
+    with pytest.raises(BudgetExceeded, match=r"spent \$0.0060"):
+        second.reserve(5000, 0)  # 0.006 + 0.005 > 0.01
+    with pytest.raises(BudgetExceeded):
+        first.reserve(1, 0)  # the refusal left the run's budget exhausted for every step
+    assert not list(state.parent.glob("*.partial"))
+
+
 def test_estimate_work_from_requests():
     image = np.zeros((4, 4, 3), np.uint8)
     requests = [

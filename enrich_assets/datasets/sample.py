@@ -39,6 +39,7 @@ from enrich_assets.datasets.sample_scene import (
 )
 
 CAMERAS = ("observation.images.front", "observation.images.top")
+DEMO_EPISODES, DEMO_SEED = 12, 0  # the sample `make demo` writes; data/golden/ is cut from it
 STATE_NAMES = ["x", "y", "z", "gripper", "shoulder_pan", "arm_reach"]
 TRUTH_PATH = "meta/sample_truth.json"
 PLACES = {"left": (0.14, 0.55), "right": (0.86, 0.55), "front": (0.5, 0.88), "back": (0.5, 0.14)}

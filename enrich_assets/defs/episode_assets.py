@@ -20,6 +20,7 @@ import dagster as dg
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.errors import DatasetError
+from enrich_assets.defs.automation import RERUN_WHEN_CODE_CHANGES
 from enrich_assets.defs.partitions import EPISODE_BACKFILL, episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.enrich.rules import RuleOutcome, Severity
@@ -37,13 +38,15 @@ class EpisodeOutput:
 def episode_asset(
     *, rules: Mapping[str, Severity] | None = None, **asset_args: Any
 ) -> Callable[[Callable[..., dg.MaterializeResult]], dg.AssetsDefinition]:
-    """`@dg.asset` for a per-episode asset: episode partitions, batched backfills, and its
-    rules declared as checks. Everything else (deps, code_version, group...) passes through."""
+    """`@dg.asset` for a per-episode asset: episode partitions, batched backfills, re-runs
+    when its code_version changes, and its rules declared as checks. Everything else (deps,
+    code_version, group...) passes through."""
 
     def decorate(fn: Callable[..., dg.MaterializeResult]) -> dg.AssetsDefinition:
         return dg.asset(
             partitions_def=episodes,
             backfill_policy=EPISODE_BACKFILL,
+            automation_condition=RERUN_WHEN_CODE_CHANGES,
             check_specs=check_specs(fn.__name__, rules or {}),
             **asset_args,
         )(fn)

@@ -10,10 +10,12 @@ from enrich_assets.defs.partitions import episodes
 # as does the writeback of language columns into the datasets' own files.
 DERIVED_GROUP = "derived"
 WRITEBACK_GROUP = "writeback"
+CURATION_GROUP = "curation"  # golden-set score, validation report
 
 enrich_episodes_job = dg.define_asset_job(
     "enrich_episodes",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(DERIVED_GROUP, WRITEBACK_GROUP),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.groups(DERIVED_GROUP, WRITEBACK_GROUP, CURATION_GROUP),
     partitions_def=episodes,
     description="Enrich a range of episodes: every per-episode asset, batched into range runs.",
 )

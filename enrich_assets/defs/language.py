@@ -1,14 +1,16 @@
 """Language assets: keyframe captions and tags, lerobot language annotations (plan,
 interjections, vqa) staged per episode, and the writeback into the dataset's data files.
 
-One VLM client per asset run (`vlm.session()`); every call it makes becomes a row of the
-`vlm_ledger` table. Each module's rows go to its staging file (what the writer reads) and to
-its catalog table (what queries read); the validator runs on the episode as the writer will
-see it, so an ERROR shows up here, before the writeback refuses the file.
+One VLM client per asset step (`vlm.session()`), one budget per Dagster run; every call
+becomes a row of the `vlm_ledger` table, totalled weekly by the `vlm_cost_weekly` view.
+Each module's rows go to its staging file (what the writer reads) and to its catalog table
+(what queries read); the validator runs on the episode as the writer will see it, so an
+ERROR shows up here, before the writeback refuses the file.
 """
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 import numpy as np
 import yaml
 
@@ -42,7 +45,10 @@ from enrich_assets.enrich.language.validator import RULES as LANGUAGE_RULES
 from enrich_assets.enrich.language.validator import check_captions, validate_episode
 from enrich_assets.enrich.language.vqa import run_vqa
 from enrich_assets.enrich.rules import Severity
+from enrich_assets.models.vlm_call import complete_concurrently
 from enrich_assets.models.vlm_ledger import (
+    LEDGER_TABLE,
+    LEDGER_VIEWS,
     Budget,
     LedgerEntry,
     ledger_entry,
@@ -55,15 +61,30 @@ from enrich_assets.partition_keys import partition_key
 from enrich_assets.schema import to_table
 from enrich_assets.store.images import load_image
 
-LEDGER = "vlm_ledger"
-SETTINGS = LanguageSettings()
+
+def settings_section(name: str) -> dict[str, Any]:
+    """One section of the settings file (enrich-assets.yaml), empty if absent."""
+    path = Path(os.environ.get("ENRICH_SETTINGS", "enrich-assets.yaml"))
+    data = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    return dict(data.get(name) or {})
 
 
 def vlm_config() -> dict[str, Any]:
-    """The `vlm:` section of the settings file (enrich-assets.yaml), if any."""
-    path = Path(os.environ.get("ENRICH_SETTINGS", "enrich-assets.yaml"))
-    data = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
-    return dict(data.get("vlm") or {})
+    return settings_section("vlm")
+
+
+def language_settings() -> LanguageSettings:
+    """The `language:` section (task_aug_count, max_interjections, vqa_hz, ...) over defaults."""
+    section = settings_section("language")
+    try:
+        return LanguageSettings(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+        )
+    except TypeError as exc:
+        raise ValueError(f"settings file, section language: {exc}") from None
+
+
+SETTINGS = language_settings()
 
 
 def served_model(config: dict[str, Any]) -> str:
@@ -82,27 +103,30 @@ class VLMResource(dg.ConfigurableResource):
     api_key_env: str = ""
     concurrency: int | None = None
     timeout_s: float | None = None
-    budget_usd: float | None = None  # per run
+    budget_usd: float | None = None  # per Dagster run, across all its language assets
+    budget_dir: str = ""  # where a run's budget figures are shared between its steps
     cache_dir: str = ""
     latency_s: float | None = None
 
-    def client(self) -> VLMClient:
+    def client(self, run_id: str) -> VLMClient:
         settings = {
             k: v
             for k, v in self.model_dump().items()
-            if k != "budget_usd" and v not in ("", [], None)
+            if k not in ("budget_usd", "budget_dir") and v not in ("", [], None)
         }
         budget = None
         if self.budget_usd is not None:
-            budget = Budget(self.budget_usd, price_for(served_model(settings), load_prices()))
+            price = price_for(served_model(settings), load_prices())
+            state = Path(self.budget_dir) / f"{run_id}.json" if self.budget_dir else None
+            budget = Budget(self.budget_usd, price, state)
         from enrich_assets.models.vlm_factory import build_client
 
         return build_client(settings, budget=budget)
 
     @contextmanager
-    def session(self) -> Iterator[VLMClient]:
-        """One client for an asset's run (all its partitions); a local stub stops after."""
-        client = self.client()
+    def session(self, run_id: str) -> Iterator[VLMClient]:
+        """One client for an asset step (all its partitions); a local stub stops after."""
+        client = self.client(run_id)
         try:
             yield client
         finally:
@@ -112,20 +136,25 @@ class VLMResource(dg.ConfigurableResource):
 
 
 class RecordingClient:
-    """Passes requests to the run's client and keeps (request, reply) pairs for the ledger."""
+    """Passes requests to the run's client and keeps (request, reply) pairs for the ledger,
+    each as it lands: calls made before the budget stopped an episode are recorded too."""
 
     def __init__(self, client: VLMClient) -> None:
         self.client = client
         self.model = client.model
         self.calls: list[tuple[VLMRequest, VLMReply]] = []
+        self._lock = threading.Lock()
 
     def complete(self, request: VLMRequest) -> VLMReply:
         return self.complete_many([request])[0]
 
     def complete_many(self, requests: list[VLMRequest]) -> list[VLMReply]:
-        replies = self.client.complete_many(requests)
-        self.calls += zip(requests, replies, strict=True)
-        return replies
+        concurrency = getattr(self.client, "concurrency", 1)
+        return complete_concurrently(self.client.complete, requests, concurrency, self._record)
+
+    def _record(self, request: VLMRequest, reply: VLMReply) -> None:
+        with self._lock:
+            self.calls.append((request, reply))
 
 
 class Ledger:
@@ -161,9 +190,14 @@ class Ledger:
         }
         rows = [{**provenance, **e.as_row()} for e in entries]
         part = f"{self.asset}-{ref.episode_index:06d}"
-        self.pipeline.catalog.write(LEDGER, ref.dataset_id, part, to_table(LEDGER, rows))
+        table = to_table(LEDGER_TABLE, rows)
+        self.pipeline.catalog.write(LEDGER_TABLE, ref.dataset_id, part, table)
 
     def totals(self) -> dict[str, float | int]:
+        try:  # the views read the files as they grow: creating them once is enough
+            self.pipeline.catalog.refresh_views(LEDGER_VIEWS, timeout_s=5.0)
+        except duckdb.IOException as exc:  # someone holds the views file; not this run's fault
+            self.context.log.warning(f"catalog views not refreshed: {exc}")
         return run_totals(self.entries)
 
 
@@ -207,6 +241,8 @@ def ai_caption(
 ) -> dg.MaterializeResult:
     """A caption per keyframe; near-duplicate keyframes take their original's caption."""
     ledger = Ledger(context, pipeline)
+    words: list[int] = []
+    reused: list[bool] = []
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         kf = _keyframe_rows(pipeline, ref, "keyframes")
@@ -221,8 +257,10 @@ def ai_caption(
             return [load_image(pipeline.artifact_dir, paths[(camera, f)]) for f in frames]
 
         client = RecordingClient(shared)
-        captions = caption_keyframes(list(paths), fetch, ref.task, client, SETTINGS, dup_of)
-        ledger.record(ref, client.calls)
+        try:
+            captions = caption_keyframes(list(paths), fetch, ref.task, client, SETTINGS, dup_of)
+        finally:
+            ledger.record(ref, client.calls)
         rows = [
             {
                 "camera": c.camera,
@@ -234,11 +272,17 @@ def ai_caption(
             }
             for c in captions
         ]
+        words.extend(len(c.text.split()) for c in captions if c.text)
+        reused.extend(c.reused_from is not None for c in captions)
         return EpisodeOutput(rows, check_captions(captions))
 
-    with vlm.session() as shared:
+    def summarize() -> dict[str, float | int]:
+        mean_words = round(sum(words) / len(words), 2) if words else 0.0
+        return {**ledger.totals(), "caption_words_mean": mean_words, "captions_reused": sum(reused)}
+
+    with vlm.session(context.run.run_id) as shared:
         return materialize_episodes(
-            context, pipeline, "ai_caption", compute, CAPTION_RULES, ["keyframes"], ledger.totals
+            context, pipeline, "ai_caption", compute, CAPTION_RULES, ["keyframes"], summarize
         )
 
 
@@ -289,14 +333,16 @@ def _language_asset(
         root = pipeline.registry.root_of(ref.dataset_id)
         timestamps = _timestamps(ref)
         client = RecordingClient(shared)
-        output = run(ref, timestamps, _video_fetch(ref, timestamps), client, root)
-        ledger.record(ref, client.calls)
+        try:
+            output = run(ref, timestamps, _video_fetch(ref, timestamps), client, root)
+        finally:
+            ledger.record(ref, client.calls)
         write_staged(root, ref.episode_index, module, output.rows)
         rows = [_catalog_row(module, r, client.model) for r in output.rows]
         checks = validate_episode(read_episode(root, ref.episode_index), timestamps, ref.cameras)
         return EpisodeOutput(rows, [*output.outcomes, *checks])
 
-    with vlm.session() as shared:
+    with vlm.session(context.run.run_id) as shared:
         return materialize_episodes(
             context, pipeline, table, compute, _rules(module), upstream, ledger.totals
         )
@@ -399,7 +445,8 @@ def language_vqa(
 
 
 @dg.asset(
-    deps=[language_plan, language_interjections, language_vqa],
+    # the golden-set gate's check is blocking: a rejected pipeline version writes nothing back
+    deps=[language_plan, language_interjections, language_vqa, dg.AssetKey("golden_set_score")],
     group_name=WRITEBACK_GROUP,
     kinds={"parquet"},
 )

@@ -21,6 +21,7 @@ from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelecti
 from enrich_assets.datasets.lerobot import LeRobotReader, open_lerobot
 from enrich_assets.defs.jobs import range_tags
 from enrich_assets.defs.partitions import episodes
+from enrich_assets.models.vlm_ledger import LEDGER_VIEWS, BudgetExceeded
 from enrich_assets.partition_keys import partition_key
 from enrich_assets.settings import Settings
 from enrich_assets.store.catalog import Catalog
@@ -161,8 +162,11 @@ def materialize_dataset(
         for batch in contiguous_batches(reg.keys, order, batch_size or settings.batch_size):
             run(partitioned, tags=range_tags(batch[0], batch[-1]))
         catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
-        failed = {k for k, _ in _episode_rows(catalog, STATUS, reg, "status = 'failed'")}
-        # re-run each failed episode alone: Dagster then marks that one partition failed
+        # re-run each failed episode alone: Dagster then marks that one partition failed;
+        # not those the VLM budget stopped, which would spend a fresh budget each
+        budget_stop = f"{BudgetExceeded.__name__}:%"
+        where = f"status = 'failed' AND message NOT LIKE '{budget_stop}'"
+        failed = {k for k, _ in _episode_rows(catalog, STATUS, reg, where)}
         for key in sorted(failed) if len(reg.keys) > 1 else []:
             run(partitioned, expect_failure=True, partition_key=key)
     if unpartitioned:
@@ -186,7 +190,7 @@ def summarize(
     settings: Settings, reg: Registration, report: MaterializeReport, assets: set[str] | None = None
 ) -> MaterializeReport:
     catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
-    catalog.refresh_views()
+    catalog.refresh_views(LEDGER_VIEWS)
     for _, row in _episode_rows(catalog, STATUS, reg, "true"):
         if assets is not None and row["asset"] not in assets:
             continue

@@ -1,7 +1,8 @@
 """Model specs from schemas/models.yaml, and where and in which precision a model runs.
 
-One registry for every vision model: a run picks a spec per task (through a profile, a named
-entry, or overrides), loads the model once, and shares it across all partitions.
+One registry for every vision model and the sentence model that compares texts: a run picks a
+spec per task (through a profile, a named entry, or overrides), loads the model once, and
+shares it across all partitions.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     import torch
 
 MODELS_YAML = Path(__file__).resolve().parents[2] / "schemas" / "models.yaml"
-TASKS = ("embedding", "detection", "depth")
+TASKS = ("embedding", "detection", "depth", "sentence")
 DEVICE_ENV = "ENRICH_DEVICE"  # e.g. "cpu" or "cuda:1"; overrides the automatic choice
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +119,33 @@ def complete_with_repairs(
         text=gen.text,
         error=f"malformed output after {max_repairs + 1} attempts: {', '.join(reasons)}",
     )
+
+
+def complete_concurrently(
+    complete: Callable[[VLMRequest], VLMReply],
+    requests: list[VLMRequest],
+    concurrency: int,
+    on_reply: Callable[[VLMRequest, VLMReply], None] | None = None,
+) -> list[VLMReply]:
+    """At most `concurrency` in flight, replies in input order; the first fatal error stops
+    the rest. `on_reply` sees each reply as it lands, so calls made before a stop (a budget
+    reached, a server gone) are still accounted for."""
+
+    def one(request: VLMRequest) -> VLMReply:
+        reply = complete(request)
+        if on_reply is not None:
+            on_reply(request, reply)
+        return reply
+
+    if concurrency <= 1 or len(requests) <= 1:
+        return [one(r) for r in requests]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(requests))) as pool:
+        futures = [pool.submit(one, r) for r in requests]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 def _generate_within(

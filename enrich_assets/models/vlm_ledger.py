@@ -6,10 +6,14 @@ Pure: rows are returned, the catalog layer writes them.
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
+import json
 import math
+import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +28,7 @@ CHARS_PER_TOKEN = 4
 IMAGE_TOKENS = 800  # a conservative per-image input estimate (GPT-4o high detail ~765)
 
 
-class UnknownModelPrice(KeyError):
+class UnknownModelPrice(ValueError):
     pass
 
 
@@ -181,42 +185,73 @@ def estimate_cost(
 
 
 class Budget:
-    """A per-run USD cap shared by all of a run's calls (thread-safe).
+    """A per-run USD cap shared by all of a run's calls.
 
     Each call reserves its worst case (estimated input, max output tokens) before it is
     issued and settles at the real cost after. Once a reservation is refused the budget stays
-    exhausted, so no later call slips in under a smaller estimate.
+    exhausted, so no later call slips in under a smaller estimate. With `state_path`, the
+    figures live in a file every process of the run shares (Dagster runs each asset step in
+    its own process), locked around each update, so the cap holds for the run as a whole.
     """
 
-    def __init__(self, cap_usd: float, price: Price) -> None:
+    def __init__(self, cap_usd: float, price: Price, state_path: Path | None = None) -> None:
         self.cap_usd = cap_usd
         self.price = price
-        self.spent_usd = 0.0
-        self._reserved = 0.0
-        self._exhausted = False
+        self.state_path = state_path
+        self._memory = {"spent": 0.0, "reserved": 0.0, "exhausted": False}
         self._lock = threading.Lock()
+
+    @property
+    def spent_usd(self) -> float:
+        with self._state() as state:
+            return state["spent"]
+
+    @contextmanager
+    def _state(self) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            if self.state_path is None:
+                yield self._memory
+                return
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.state_path.with_suffix(".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                state = (
+                    json.loads(self.state_path.read_text())
+                    if self.state_path.is_file()
+                    else dict(self._memory)
+                )
+                try:
+                    yield state  # a refusal marks it exhausted, so write on the way out too
+                finally:
+                    tmp = self.state_path.with_suffix(".partial")
+                    tmp.write_text(json.dumps(state))
+                    os.replace(tmp, self.state_path)
 
     def reserve(self, input_tokens: int, output_tokens: int) -> float:
         cost = self.price.cost(input_tokens, output_tokens)
-        with self._lock:
+        with self._state() as state:
             # a hair of tolerance: ten $0.001 calls fit a $0.01 cap despite float sums
-            if self._exhausted or self.spent_usd + self._reserved + cost > self.cap_usd + 1e-12:
-                self._exhausted = True
+            committed = state["spent"] + state["reserved"]
+            if state["exhausted"] or committed + cost > self.cap_usd + 1e-12:
+                state["exhausted"] = True
                 raise BudgetExceeded(
                     f"VLM budget of ${self.cap_usd:.4f} for this run reached "
-                    f"(spent ${self.spent_usd:.4f}, next call up to ${cost:.4f}); "
+                    f"(spent ${state['spent']:.4f}, next call up to ${cost:.4f}); "
                     "no further calls issued"
                 )
-            self._reserved += cost
+            state["reserved"] += cost
         return cost
 
     def settle(self, reserved: float, input_tokens: int, output_tokens: int) -> None:
-        with self._lock:
-            self._reserved -= reserved
-            self.spent_usd += self.price.cost(input_tokens, output_tokens)
+        with self._state() as state:
+            state["reserved"] -= reserved
+            state["spent"] += self.price.cost(input_tokens, output_tokens)
 
 
-def weekly_view_sql(table: str = "vlm_ledger", view: str = "vlm_cost_weekly") -> str:
+LEDGER_TABLE = "vlm_ledger"
+
+
+def weekly_view_sql(table: str = LEDGER_TABLE, view: str = "vlm_cost_weekly") -> str:
     """DuckDB view over the ledger table: one row per ISO week, model and kind."""
     return f"""
 CREATE OR REPLACE VIEW {view} AS
@@ -230,3 +265,7 @@ FROM {table}
 GROUP BY ALL
 ORDER BY week, model, kind
 """
+
+
+# Catalog views over the ledger (see Catalog.refresh_views).
+LEDGER_VIEWS = {LEDGER_TABLE: weekly_view_sql()}

@@ -16,7 +16,6 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +24,12 @@ import numpy as np
 
 from enrich_assets.models.local_stub_server import KIND_HEADER, LocalStubServer
 from enrich_assets.models.vlm_cache import ResponseCache
-from enrich_assets.models.vlm_call import Generation, Message, complete_with_repairs
+from enrich_assets.models.vlm_call import (
+    Generation,
+    Message,
+    complete_concurrently,
+    complete_with_repairs,
+)
 from enrich_assets.models.vlm_ledger import Budget
 from enrich_assets.models.vlm_types import VLMReply, VLMRequest
 
@@ -134,16 +138,7 @@ class OpenAIVLMClient:
         )
 
     def complete_many(self, requests: list[VLMRequest]) -> list[VLMReply]:
-        """Concurrent, at most `concurrency` in flight; the first fatal error stops the rest."""
-        if not requests:
-            return []
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-            futures = [pool.submit(self.complete, r) for r in requests]
-            try:
-                return [f.result() for f in futures]
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
-                raise
+        return complete_concurrently(self.complete, requests, self.concurrency)
 
     def _effective(self, request: VLMRequest) -> VLMRequest:
         return replace(

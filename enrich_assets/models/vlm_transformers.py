@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from enrich_assets.models.vlm_cache import ResponseCache
-from enrich_assets.models.vlm_call import Generation, Message, complete_with_repairs
+from enrich_assets.models.vlm_call import (
+    Generation,
+    Message,
+    complete_concurrently,
+    complete_with_repairs,
+)
 from enrich_assets.models.vlm_ledger import Budget
 from enrich_assets.models.vlm_types import VLMReply, VLMRequest
 
@@ -72,7 +77,7 @@ class TransformersVLMClient:
 
     def complete_many(self, requests: list[VLMRequest]) -> list[VLMReply]:
         """One at a time: a single in-process model gains nothing from threads."""
-        return [self.complete(r) for r in requests]
+        return complete_concurrently(self.complete, requests, concurrency=1)
 
     def _generate(self, request: VLMRequest, messages: list[Message]) -> Generation:
         import torch

@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
@@ -76,8 +77,14 @@ class Catalog:
     def tables(self) -> list[str]:
         return sorted(p.name for p in self.root.glob("*") if p.is_dir() and self.has(p.name))
 
-    def refresh_views(self, timeout_s: float = 30.0) -> list[str]:
-        """(Re)create one view per table in the DuckDB file, waiting out other writers' locks."""
+    def refresh_views(
+        self, derived: Mapping[str, str] | None = None, timeout_s: float = 30.0
+    ) -> list[str]:
+        """(Re)create one view per table in the DuckDB file, waiting out other writers' locks.
+
+        `derived`: table name -> SQL creating further views over that table's view, run when
+        the table exists (e.g. the weekly cost view over the VLM ledger).
+        """
         tables = self.tables()
         self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + timeout_s
@@ -89,6 +96,9 @@ class Catalog:
                             f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM '
                             f"read_parquet('{self._glob(table)}', union_by_name=true)"
                         )
+                    for table, sql in (derived or {}).items():
+                        if table in tables:
+                            conn.execute(sql)
                 return tables
             except duckdb.IOException:
                 if time.monotonic() > deadline:

@@ -1,0 +1,331 @@
+"""Curation assets over whole datasets: the golden-set score with its regression gate, and
+the validation report (JSON + review contact sheet beside the dataset, plots in the UI).
+
+Dependencies are named by key, not imported: the language module is reloaded when prompts
+change (tests do), and a held reference would then be a second definition of its assets.
+A pipeline version is the hash of every per-episode asset's code_version, so a prompt,
+model or setting change is a new version; each version is scored on the golden set and
+kept in the `golden_scores` table, which is the history the gate compares against.
+"""
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from enrich_assets.defs import ingest, language, vision
+from enrich_assets.defs.jobs import CURATION_GROUP
+from enrich_assets.defs.language import settings_section
+from enrich_assets.defs.metadata import png_metadata
+from enrich_assets.defs.resources import PipelineResource
+from enrich_assets.enrich.caption_agreement import RULE as AGREEMENT_RULE
+from enrich_assets.enrich.caption_agreement import (
+    AgreementReport,
+    AgreementSettings,
+    caption_agreement,
+    check_caption_agreement,
+)
+from enrich_assets.enrich.detections import load_vocabulary
+from enrich_assets.enrich.distribution_checks import DistributionSettings, check_distribution
+from enrich_assets.enrich.golden_gate import check_golden_regression, load_gates
+from enrich_assets.enrich.golden_metrics import load_metric_params, score_golden
+from enrich_assets.enrich.golden_set import golden_mismatches, load_golden_set
+from enrich_assets.enrich.plots import (
+    cluster_sizes_png,
+    duplicate_groups_png,
+    embedding_map_png,
+    histogram_png,
+)
+from enrich_assets.enrich.report import (
+    REPORT_TABLES,
+    build_validation_report,
+    report_dir,
+    write_validation_report,
+)
+from enrich_assets.enrich.review_sample import KEYS, review_sample
+from enrich_assets.enrich.review_sheet import review_rows, review_sheet_html
+from enrich_assets.enrich.rules import RuleOutcome
+from enrich_assets.models.registry import load_model_spec
+from enrich_assets.schema import pipeline_config, to_table
+from enrich_assets.store.images import load_image
+
+GOLDEN_TABLE = "golden_scores"
+GOLDEN_RULE = "golden_set_regression"
+# which output each metric is measured on (GoldenScores.coverage is keyed by output)
+METRIC_OUTPUT = {
+    "detection_recall": "detections",
+    "detection_mean_iou": "detections",
+    "boundary_precision": "boundaries",
+    "boundary_recall": "boundaries",
+    "boundary_f1": "boundaries",
+    "caption_object_recall": "captions",
+}
+
+
+def pipeline_version() -> str:
+    """Hash of (asset, code_version) over the per-episode assets: what shapes the outputs."""
+    versions = {
+        key.to_user_string(): a.code_versions_by_key.get(key) or ""
+        for module in (ingest, vision, language)
+        for a in vars(module).values()
+        if isinstance(a, dg.AssetsDefinition) and a.partitions_def is not None
+        for key in a.keys
+    }
+    items = sorted(versions.items())
+    return hashlib.sha256(repr(items).encode()).hexdigest()[:16]
+
+
+@dg.asset(
+    deps=["ai_detections", "language_plan", "ai_caption"],
+    check_specs=[dg.AssetCheckSpec(GOLDEN_RULE, asset="golden_set_score", blocking=True)],
+    group_name=CURATION_GROUP,
+    kinds={"duckdb"},
+)
+def golden_set_score(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
+    """Detection recall / IoU, subtask-boundary F1 and caption object recall on data/golden/,
+    for every registered dataset the golden set was cut from; a regression blocks."""
+    golden = load_golden_set()
+    version = pipeline_version()
+    params, gates = load_metric_params(), load_gates()
+    scored: dict[str, dict[str, float | None]] = {}
+    skipped: dict[str, str] = {}
+    outcomes = []
+    for dataset_id, root in sorted(pipeline.registry.load().items()):
+        if not root.exists() or (problems := golden_mismatches(golden, root)):
+            skipped[dataset_id] = problems[0] if root.exists() else "root missing"
+            continue
+        catalog = pipeline.catalog
+        scores = score_golden(
+            golden,
+            catalog.read("ai_detections", dataset_id),
+            catalog.read("language_plan", dataset_id),
+            catalog.read("ai_caption", dataset_id),
+            params,
+        )
+        history = catalog.read(GOLDEN_TABLE, dataset_id)
+        earlier = (
+            list(history.select("pipeline_version", "metric", "value").iter_rows())
+            if history.height
+            else []
+        )
+        gate = check_golden_regression(earlier, version, scores.metrics, gates)
+        outcomes.append((dataset_id, gate))
+        now = {
+            "code_version": version,
+            "run_id": context.run.run_id,
+            "created_at": datetime.now(UTC),
+        }
+        rows = [
+            {
+                "dataset_id": dataset_id,
+                "episode_index": None,
+                "pipeline_version": version,
+                "metric": metric,
+                "value": value,
+                "covered": scores.coverage[METRIC_OUTPUT[metric]][0],
+                "total": scores.coverage[METRIC_OUTPUT[metric]][1],
+                "passed_gate": gate.passed,
+                **now,
+            }
+            for metric, value in scores.metrics.items()
+        ]
+        catalog.write(GOLDEN_TABLE, dataset_id, version, to_table(GOLDEN_TABLE, rows))
+        scored[dataset_id] = scores.metrics
+        context.log.info(f"golden set, {dataset_id} @ {version}: {gate.message}")
+    failing = {d: o.message for d, o in outcomes if not o.passed}
+    metadata = {
+        "pipeline_version": version,
+        "datasets_scored": len(scored),
+        "skipped": dg.MetadataValue.json(skipped),
+        "scores": dg.MetadataValue.json(scored),
+    }
+    # one dataset's figures as plain numbers, so the UI plots them across versions
+    for metrics in list(scored.values())[:1]:
+        metadata.update({m: v for m, v in metrics.items() if v is not None})
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=GOLDEN_RULE,
+                passed=not failing,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description="; ".join(f"{d}: {m}" for d, m in failing.items())
+                or f"no regression ({len(scored)} dataset(s) scored)",
+                metadata={"failing": dg.MetadataValue.json(failing), "version": version},
+            )
+        ],
+    )
+
+
+DISTRIBUTION_RULES = ("task_objects_in_captions", "task_objects_detected", "caption_variety")
+REPORT_CHECKS = (*DISTRIBUTION_RULES, AGREEMENT_RULE)
+
+
+@dg.asset(
+    check_specs=[
+        dg.AssetCheckSpec(rule, asset="validation_report", blocking=False) for rule in REPORT_CHECKS
+    ],
+    deps=[
+        "tech_quality",
+        "ai_detections",
+        "ai_caption_tags",
+        "ai_semantic_cluster",
+        "ai_near_duplicates",
+        "ai_episode_diversity",
+    ],
+    group_name=CURATION_GROUP,
+    kinds={"html", "json"},
+)
+def validation_report(
+    context: dg.AssetExecutionContext, pipeline: PipelineResource
+) -> dg.MaterializeResult:
+    """Per dataset and pipeline version: distributions, check summary, golden scores, caption
+    agreement with a second VLM (when `vlm_secondary` is configured) and a stratified
+    200-keyframe review sheet, in <dataset>/meta/enrich_reports/<version>/."""
+    version = pipeline_version()
+    written: dict[str, str] = {}
+    metadata: dict[str, Any] = {"pipeline_version": version}
+    outcomes: dict[str, list[tuple[str, RuleOutcome]]] = {rule: [] for rule in REPORT_CHECKS}
+    for dataset_id, root in sorted(pipeline.registry.load().items()):
+        if not root.exists():
+            continue
+        tables = {t: pipeline.catalog.read(t, dataset_id) for t in REPORT_TABLES}
+        if tables["keyframes"].height == 0:
+            continue
+        checks = _distribution(dataset_id, tables)
+        agreement = _agreement(pipeline, tables)
+        if agreement is not None:
+            settings = AgreementSettings(**pipeline_config("caption_agreement"))
+            checks.append(check_caption_agreement(agreement, settings.max_flagged_share))
+        for o in checks:
+            outcomes[o.rule].append((dataset_id, o))
+        sample = review_sample(tables["keyframes"], tables["ai_semantic_cluster"])
+        html = review_sheet_html(
+            review_rows(sample, tables),
+            lambda path: load_image(pipeline.artifact_dir, path),
+            dataset_id,
+            version,
+        )
+        figures = agreement.figures() if agreement is not None else None
+        report = build_validation_report(dataset_id, version, tables, figures, sample)
+        report["golden"] = _golden_rows(pipeline, dataset_id, version)
+        out = write_validation_report(report_dir(root, version), report, html)
+        written[dataset_id] = str(out)
+        if len(written) == 1:  # the UI shows one dataset's plots; the files have them all
+            metadata.update(_plots(pipeline, dataset_id, tables))
+    metadata["reports"] = dg.MetadataValue.json(written)
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[_check_result(rule, found) for rule, found in outcomes.items()],
+    )
+
+
+def _distribution(dataset_id: str, tables: dict[str, pl.DataFrame]) -> list[RuleOutcome]:
+    if tables["ai_caption"].height == 0 or tables["episode_manifest"].height == 0:
+        return []
+    detections = tables["ai_detections"] if tables["ai_detections"].height else None
+    settings = DistributionSettings(**pipeline_config("distribution"))
+    return check_distribution(
+        tables["episode_manifest"],
+        tables["ai_caption"],
+        detections,
+        load_vocabulary(dataset_id),
+        settings,
+    )
+
+
+def _agreement(
+    pipeline: PipelineResource, tables: dict[str, pl.DataFrame]
+) -> AgreementReport | None:
+    """Caption a sample again with the second VLM and compare; None when none is configured."""
+    second = settings_section("vlm_secondary")
+    if not second or tables["ai_caption"].height == 0:
+        return None
+    from enrich_assets.models.sentence_embedder import load_sentence_embedder
+    from enrich_assets.models.vlm_factory import build_client
+
+    embedder = load_sentence_embedder(
+        load_model_spec("sentence", profile=pipeline.settings.model_profile)
+    )
+    client = build_client(second)
+    try:
+        return caption_agreement(
+            tables["ai_caption"],
+            tables["keyframes"],
+            tables["episode_manifest"],
+            pipeline.artifact_dir,
+            client,
+            embedder,
+            language.SETTINGS,
+            AgreementSettings(**pipeline_config("caption_agreement")),
+        )
+    finally:
+        close = getattr(client, "close", None)
+        if close is not None:
+            close()
+
+
+def _check_result(rule: str, found: list[tuple[str, RuleOutcome]]) -> dg.AssetCheckResult:
+    """One result per rule over every dataset; WARN rules, so never blocking."""
+    failing = {d: o.message for d, o in found if not o.passed}
+    if not found:
+        description = "not evaluated (no captions, or no second VLM in vlm_secondary)"
+    else:
+        description = "; ".join(f"{d}: {o.message}" for d, o in found)[:2000]
+    return dg.AssetCheckResult(
+        check_name=rule,
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={"datasets_checked": len(found), "failing": dg.MetadataValue.json(failing)},
+    )
+
+
+def _golden_rows(pipeline: PipelineResource, dataset_id: str, version: str) -> dict | None:
+    rows = pipeline.catalog.read(GOLDEN_TABLE, dataset_id, f"pipeline_version = '{version}'")
+    if rows.height == 0:
+        return None
+    return {
+        "passed_gate": bool(rows["passed_gate"].all()),
+        "metrics": dict(zip(rows["metric"], rows["value"], strict=True)),
+    }
+
+
+def _plots(
+    pipeline: PipelineResource, dataset_id: str, tables: dict[str, pl.DataFrame]
+) -> dict[str, dg.MetadataValue]:
+    """Embedding map by cluster, cluster sizes, quality histogram, duplicate-group examples."""
+    art = pipeline.artifact_dir
+    plots: dict[str, dg.MetadataValue] = {}
+    quality = tables["tech_quality"]
+    if quality.height:
+        scores = quality["tech_quality_score"].to_numpy()
+        png = histogram_png(scores, "keyframe quality", "tech_quality_score", value_range=(0, 1))
+        plots |= png_metadata(art, "quality_histogram", png)
+    clusters = tables["ai_semantic_cluster"]
+    embedding = pipeline.catalog.read("ai_embedding", dataset_id)
+    if clusters.height and embedding.height:
+        joined = embedding.join(clusters, on=KEYS)
+        matrix = np.asarray(joined["ai_embedding"].to_list(), np.float32)
+        labels = joined["ai_cluster_id"].to_numpy()
+        plots |= png_metadata(art, "embedding_map", embedding_map_png(matrix, labels))
+        plots |= png_metadata(art, "cluster_sizes", cluster_sizes_png(labels))
+    dups = tables["ai_near_duplicates"]
+    if dups.height and (dups["ai_dup_group"] >= 0).any():
+        paths = tables["keyframes"].select(*KEYS, "tech_image_path")
+        grouped = dups.filter(pl.col("ai_dup_group") >= 0).join(paths, on=KEYS)
+        largest = grouped["ai_dup_group"].value_counts(sort=True).head(4)["ai_dup_group"]
+        groups = [
+            [
+                load_image(art, p)
+                for p in grouped.filter(pl.col("ai_dup_group") == g)["tech_image_path"].head(4)
+            ]
+            for g in largest
+        ]
+        plots |= png_metadata(art, "duplicate_groups", duplicate_groups_png(groups))
+    return plots
