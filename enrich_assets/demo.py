@@ -48,6 +48,16 @@ def main() -> int:
             )
     for asset, ep, status, message in report.failures:
         print(f"  {status}: {asset} episode {ep}: {message}")
+    golden = catalog.read("golden_scores", report.dataset_id)
+    if golden.height:  # the demo dataset is the one data/golden/ was cut from
+        latest = golden.filter(golden["created_at"] == golden["created_at"].max())
+        scores = ", ".join(
+            f"{m}={'-' if v is None else f'{v:.2f}'}"
+            for m, v in latest.select("metric", "value").iter_rows()
+        )
+        print(f"  golden set (tiny random-init models score low; that is honest): {scores}")
+    for path in sorted(root.glob("meta/enrich_reports/*/review.html")):
+        print(f"  validation report + review sheet: {path.parent}")
     print(f"  DuckDB catalog: {settings.duckdb_path}")
     print(
         f'    .venv/bin/python -c "import duckdb; print(duckdb.connect('
