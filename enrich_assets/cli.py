@@ -131,18 +131,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    import io
-
     import numpy as np
     from PIL import Image
 
     from enrich_assets.definitions import defs
     from enrich_assets.defs.runs import materialize_dataset
+    from enrich_assets.enrich.plots import search_hits_png
     from enrich_assets.models.image_embedder import load_image_embedder
     from enrich_assets.models.registry import load_model_spec
     from enrich_assets.store.artifacts import write_artifact
     from enrich_assets.store.catalog import Catalog
-    from enrich_assets.store.images import contact_sheet, load_image
+    from enrich_assets.store.images import load_image
     from enrich_assets.store.keyframe_search import has_index, search_keyframes
     from enrich_assets.store.registry import DatasetRegistry
 
@@ -177,9 +176,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     if hits.height:
         images = [load_image(settings.artifact_dir, p) for p in hits["tech_image_path"]]
-        buffer = io.BytesIO()
-        Image.fromarray(contact_sheet(images)).save(buffer, format="PNG")
-        sheet = write_artifact(settings.artifact_dir, "search", buffer.getvalue(), ".png")
+        sheet = write_artifact(settings.artifact_dir, "search", search_hits_png(images), ".png")
         print(f"contact sheet: {settings.artifact_dir / sheet}")
     return 0
 
