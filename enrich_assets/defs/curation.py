@@ -191,6 +191,7 @@ def validation_report(
     written: dict[str, str] = {}
     metadata: dict[str, Any] = {"pipeline_version": version}
     outcomes: dict[str, list[tuple[str, RuleOutcome]]] = {rule: [] for rule in REPORT_CHECKS}
+    agreement_settings = AgreementSettings(**pipeline_config("caption_agreement"))
     for dataset_id, root in sorted(pipeline.registry.load().items()):
         if not root.exists():
             continue
@@ -198,10 +199,10 @@ def validation_report(
         if tables["keyframes"].height == 0:
             continue
         checks = _distribution(dataset_id, tables)
-        agreement = _agreement(pipeline, tables)
+        agreement = _agreement(pipeline, tables, agreement_settings)
         if agreement is not None:
-            settings = AgreementSettings(**pipeline_config("caption_agreement"))
-            checks.append(check_caption_agreement(agreement, settings.max_flagged_share))
+            limit = agreement_settings.max_flagged_share
+            checks.append(check_caption_agreement(agreement, limit))
         for o in checks:
             outcomes[o.rule].append((dataset_id, o))
         sample = review_sample(tables["keyframes"], tables["ai_semantic_cluster"])
@@ -240,7 +241,7 @@ def _distribution(dataset_id: str, tables: dict[str, pl.DataFrame]) -> list[Rule
 
 
 def _agreement(
-    pipeline: PipelineResource, tables: dict[str, pl.DataFrame]
+    pipeline: PipelineResource, tables: dict[str, pl.DataFrame], settings: AgreementSettings
 ) -> AgreementReport | None:
     """Caption a sample again with the second VLM and compare; None when none is configured."""
     second = settings_section("vlm_secondary")
@@ -262,7 +263,7 @@ def _agreement(
             client,
             embedder,
             language.SETTINGS,
-            AgreementSettings(**pipeline_config("caption_agreement")),
+            settings,
         )
     finally:
         close = getattr(client, "close", None)
