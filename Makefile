@@ -13,13 +13,13 @@ $(VENV)/.installed: pyproject.toml uv.lock
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m enrich_assets.demo
+	$(PY) -m enrich_assets.app.demo
 
 test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 ui: setup
 	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/ || true

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synthetic_embeddings import generate  # noqa: E402
 
-from enrich_assets.enrich.clusters import (  # noqa: E402
+from enrich_assets.enrich.derived.clusters import (  # noqa: E402
     NOISE,
     ClusterConfig,
     assign_clusters,

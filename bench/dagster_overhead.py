@@ -22,7 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from enrich_assets.datasets.sample import write_sample_dataset
+from enrich_assets.datasets.sample.generator import write_sample_dataset
 
 RUN_COUNT_EPISODES = (50, 100, 200)
 FOUNDATION = "episode_manifest,keyframes,tech_quality"
@@ -70,9 +70,9 @@ def measure(root: Path, work: Path, episodes: list[int], batch_size: int, select
     """Materialize `episodes` of `root` in a fresh data dir and Dagster instance."""
     os.environ["ENRICH_DATA_DIR"] = str(work / "data")
     os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
+    from enrich_assets.app.run_driver import dagster_instance, materialize_dataset
     from enrich_assets.definitions import build_definitions
-    from enrich_assets.defs.runs import dagster_instance, materialize_dataset
-    from enrich_assets.settings import load_settings
+    from enrich_assets.infra.settings import load_settings
 
     settings = load_settings(work)
     defs = build_definitions()
@@ -85,7 +85,7 @@ def measure(root: Path, work: Path, episodes: list[int], batch_size: int, select
 
 def run_counts(keys: int, batch_size: int) -> int:
     """Range runs the runner starts for `keys` contiguous new episodes (before re-runs)."""
-    from enrich_assets.defs.runs import contiguous_batches
+    from enrich_assets.app.run_driver import contiguous_batches
 
     order = [f"k{i:06d}" for i in range(keys)]
     return len(contiguous_batches(order, order, batch_size))

@@ -39,7 +39,7 @@ from enrich_assets.defs.derived import (  # noqa: E402
     ai_semantic_cluster,
 )
 from enrich_assets.defs.resources import PipelineResource  # noqa: E402
-from enrich_assets.settings import Settings  # noqa: E402
+from enrich_assets.infra.settings import Settings  # noqa: E402
 from enrich_assets.store.catalog import Catalog  # noqa: E402
 from enrich_assets.store.registry import DatasetRegistry  # noqa: E402
 

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from enrich_assets.datasets.lerobot import open_lerobot
+from enrich_assets.datasets.lerobot.reader import open_lerobot
 from enrich_assets.datasets.video import decode_all
-from enrich_assets.enrich.keyframes import KeyframePolicy, extract_keyframes
-from enrich_assets.schema import pipeline_config
+from enrich_assets.enrich.episode.keyframes import KeyframePolicy, extract_keyframes
+from enrich_assets.infra.schema import pipeline_config
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 

@@ -28,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synthetic_embeddings import generate  # noqa: E402
 
-from enrich_assets.enrich.near_duplicates import (  # noqa: E402
+from enrich_assets.enrich.derived.near_duplicates import (  # noqa: E402
     DEFAULT_THRESHOLD,
     NearDuplicateIndex,
     episode_duplicates,
     keyframe_duplicates,
 )
-from enrich_assets.enrich.vector_index import chunks  # noqa: E402
+from enrich_assets.store.vector_index import chunks  # noqa: E402
 
 
 def peak_rss_mb() -> float:

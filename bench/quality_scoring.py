@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from enrich_assets.datasets.lerobot import open_lerobot
-from enrich_assets.enrich.keyframes import KeyframePolicy, extract_keyframes
-from enrich_assets.enrich.quality import QualityConfig, score_image
-from enrich_assets.schema import pipeline_config
+from enrich_assets.datasets.lerobot.reader import open_lerobot
+from enrich_assets.enrich.episode.keyframes import KeyframePolicy, extract_keyframes
+from enrich_assets.enrich.episode.quality import QualityConfig, score_image
+from enrich_assets.infra.schema import pipeline_config
 from enrich_assets.store.images import load_image
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "g1_v30"

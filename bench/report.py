@@ -13,9 +13,9 @@ import time
 import numpy as np
 import polars as pl
 
-from enrich_assets.enrich.plots import embedding_map_png
-from enrich_assets.enrich.report import build_validation_report
-from enrich_assets.enrich.review_sample import review_sample
+from enrich_assets.enrich.curation.plots import embedding_map_png
+from enrich_assets.enrich.curation.report import build_validation_report
+from enrich_assets.enrich.curation.review_sample import review_sample
 
 WORDS = "a robot arm picks the red cup from the table and places it in the tray".split()
 

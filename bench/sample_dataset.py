@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from enrich_assets.datasets.sample import (
+from enrich_assets.datasets.sample.generator import (
     CAMERAS,
     plan_dataset,
     render_episode,

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from enrich_assets.models.depth_estimator import load_depth_estimator
-from enrich_assets.models.detector import load_detector
-from enrich_assets.models.image_embedder import load_image_embedder
 from enrich_assets.models.registry import ModelSpec, load_model_spec
+from enrich_assets.models.vision.depth_estimator import load_depth_estimator
+from enrich_assets.models.vision.detector import load_detector
+from enrich_assets.models.vision.image_embedder import load_image_embedder
 
 LABELS = ["cube", "bottle", "cup", "bowl", "robot gripper", "human hand", "table"]
 KEYFRAME = (480, 640)

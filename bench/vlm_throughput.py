@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from enrich_assets.models.local_stub_server import LocalStubServer
-from enrich_assets.models.vlm_openai import OpenAIVLMClient
-from enrich_assets.models.vlm_types import VLMRequest
+from enrich_assets.models.vlm.openai_client import OpenAIVLMClient
+from enrich_assets.models.vlm.stub_server import LocalStubServer
+from enrich_assets.models.vlm.types import VLMRequest
 
 
 def measure(server: LocalStubServer, requests: list[VLMRequest], concurrency: int) -> float:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import dagster as dg
 
-from enrich_assets.defs import curation, derived, ingest, language, vision
+from enrich_assets.defs import curation, derived, episode, language, vision
 from enrich_assets.defs.automation import rerun_stale_partitions
-from enrich_assets.defs.export import export_dataset
+from enrich_assets.defs.export_job import export_dataset
 from enrich_assets.defs.jobs import enrich_episodes_job
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.defs.sensors import new_episodes
-from enrich_assets.settings import load_settings
+from enrich_assets.infra.settings import load_settings
 
 
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest, vision, language, derived, curation]),
+        assets=dg.load_assets_from_modules([episode, vision, language, derived, curation]),
         jobs=[enrich_episodes_job, export_dataset],
         sensors=[new_episodes, rerun_stale_partitions],
         resources={

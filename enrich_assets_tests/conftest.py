@@ -33,7 +33,7 @@ def real_copy(tmp_path: Path):  # noqa: ANN201
 
 @pytest.fixture(scope="session")
 def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from enrich_assets.datasets.sample import write_sample_dataset
+    from enrich_assets.datasets.sample.generator import write_sample_dataset
 
     return write_sample_dataset(
         tmp_path_factory.mktemp("sample") / "sample",
@@ -48,7 +48,7 @@ def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     """Settings pointing every output (catalog, DuckDB, Dagster home) into tmp."""
-    from enrich_assets.settings import load_settings
+    from enrich_assets.infra.settings import load_settings
 
     monkeypatch.setenv("ENRICH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / "dagster_home"))

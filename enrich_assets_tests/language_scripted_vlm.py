@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from enrich_assets.models.vlm_types import VLMReply, VLMRequest
+from enrich_assets.models.vlm.types import VLMReply, VLMRequest
 
 VQA_ANSWERS = {
     "bbox": {"type": "bbox", "label": "yellow bottle", "box": [0.42, 0.35, 0.55, 0.71]},

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from enrich_assets.enrich.caption_agreement import (
+from enrich_assets.enrich.curation.caption_agreement import (
     AgreementSettings,
     caption_agreement,
     check_caption_agreement,
@@ -19,11 +19,11 @@ from enrich_assets.enrich.caption_agreement import (
 from enrich_assets.enrich.language.captions import caption_request
 from enrich_assets.enrich.language.settings import LanguageSettings
 from enrich_assets.enrich.rules import Severity
-from enrich_assets.models.local_stub_server import LocalStubServer
+from enrich_assets.infra.schema import pipeline_config
 from enrich_assets.models.registry import load_model_spec
 from enrich_assets.models.sentence_embedder import load_sentence_embedder
-from enrich_assets.models.vlm_factory import build_client
-from enrich_assets.schema import pipeline_config
+from enrich_assets.models.vlm.factory import build_client
+from enrich_assets.models.vlm.stub_server import LocalStubServer
 from enrich_assets.store.images import save_image
 
 SETTINGS = LanguageSettings()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from enrich_assets.cli import main
+from enrich_assets.app.cli import main
 from enrich_assets_tests.conftest import real_fixture
 
 

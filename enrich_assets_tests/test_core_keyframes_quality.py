@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from enrich_assets.enrich.keyframes import (
+from enrich_assets.enrich.episode.keyframes import (
     KeyframePolicy,
     check_keyframes,
     select_by_count,
     select_keyframes,
 )
-from enrich_assets.enrich.quality import QualityConfig, check_quality, score_image
+from enrich_assets.enrich.episode.quality import QualityConfig, check_quality, score_image
 
 
 def test_count_policy_keeps_first_last_and_even_spread() -> None:

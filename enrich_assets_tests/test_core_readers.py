@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from enrich_assets.datasets.errors import DatasetError, EpisodeError
-from enrich_assets.datasets.lerobot import open_lerobot, read_frames
+from enrich_assets.datasets.lerobot.reader import open_lerobot, read_frames
 from enrich_assets.datasets.video import decode_all, decode_at
-from enrich_assets.enrich.keyframes import KeyframePolicy, extract_keyframes
-from enrich_assets.enrich.manifest import build_manifest
+from enrich_assets.enrich.episode.keyframes import KeyframePolicy, extract_keyframes
+from enrich_assets.enrich.episode.manifest import build_manifest
 from enrich_assets_tests.conftest import real_fixture
 
 

@@ -8,7 +8,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from enrich_assets.partition_keys import parse_partition_key, partition_key
+from enrich_assets.infra.partition_keys import parse_partition_key, partition_key
 from enrich_assets.store.catalog import Catalog
 from enrich_assets.store.registry import DatasetRegistry
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from enrich_assets.enrich.clusters import (
+from enrich_assets.enrich.derived.clusters import (
     NOISE,
     ClusterConfig,
     ClusterModel,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from enrich_assets.enrich.diversity import (
+from enrich_assets.enrich.derived.diversity import (
     dtw_distances,
     episode_diversity,
     episode_sums,

@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from enrich_assets.cli import main
-from enrich_assets.defs.runs import dagster_instance, materialize_dataset
+from enrich_assets.app.cli import main
+from enrich_assets.app.run_driver import dagster_instance, materialize_dataset
 from enrich_assets.store.catalog import Catalog
 
 EPISODES_META = "meta/episodes/chunk-000/file-000.parquet"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from enrich_assets.enrich.keyframe_rows import plan_index, saved_rows
+from enrich_assets.enrich.derived.index_plan import plan_index, saved_rows
 
 
 def keyframes(episodes: range, cameras: tuple[str, ...] = ("top", "front")) -> pl.DataFrame:

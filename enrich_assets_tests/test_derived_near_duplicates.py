@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from enrich_assets.enrich.near_duplicates import (
+from enrich_assets.enrich.derived.near_duplicates import (
     NearDuplicateIndex,
     episode_duplicates,
     keyframe_duplicates,
 )
-from enrich_assets.enrich.vector_index import IndexParams, is_exact
+from enrich_assets.store.vector_index import IndexParams, is_exact
 
 EP_LEN = 40
 

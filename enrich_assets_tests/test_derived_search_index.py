@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from enrich_assets.enrich.search_index import (
+from enrich_assets.enrich.derived.search_index import (
     extend_search_index,
     load_search_index,
     save_search_index,
     search,
 )
-from enrich_assets.enrich.vector_index import IndexParams, is_exact
+from enrich_assets.store.vector_index import IndexParams, is_exact
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -52,7 +52,7 @@ def test_rerun_rows_are_replaced_and_short_indexes_pad():
 
 
 def test_a_save_that_dies_before_its_manifest_leaves_the_previous_index(tmp_path, monkeypatch):
-    import enrich_assets.enrich.vector_index as vector_index
+    import enrich_assets.store.vector_index as vector_index
 
     rng = np.random.default_rng(2)
     x = _unit(rng.standard_normal((20, 8)))

@@ -4,7 +4,7 @@ import json
 
 import polars as pl
 
-from enrich_assets.enrich.distribution_checks import (
+from enrich_assets.enrich.curation.distribution_checks import (
     ClassShare,
     DistributionSettings,
     caption_mentions,
@@ -14,7 +14,7 @@ from enrich_assets.enrich.distribution_checks import (
     detection_hits,
 )
 from enrich_assets.enrich.rules import Severity
-from enrich_assets.schema import pipeline_config
+from enrich_assets.infra.schema import pipeline_config
 
 CUBE_TASK = "Pick up the red cube and put it in the bowl"
 SPONGE_TASK = "wipe the plate with the sponge"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enrich_assets.enrich.golden_gate import (
+from enrich_assets.enrich.curation.golden_gate import (
     RULE,
     MetricGate,
     check_golden_regression,

@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from enrich_assets.enrich.golden_build import build_golden_set
-from enrich_assets.enrich.golden_metrics import (
+from enrich_assets.enrich.curation.golden_build import build_golden_set
+from enrich_assets.enrich.curation.golden_metrics import (
     MetricParams,
     iou,
     load_metric_params,
@@ -20,7 +20,7 @@ from enrich_assets.enrich.golden_metrics import (
     score_detections,
     score_golden,
 )
-from enrich_assets.enrich.golden_set import (
+from enrich_assets.enrich.curation.golden_set import (
     Boundary,
     GoldenEpisode,
     GoldenItem,

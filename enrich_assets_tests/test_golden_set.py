@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from enrich_assets.datasets.sample import TRUTH_PATH
-from enrich_assets.enrich.golden_build import (
+from enrich_assets.datasets.sample.generator import TRUTH_PATH
+from enrich_assets.enrich.curation.golden_build import (
     DEMO_EPISODES,
     DEMO_SEED,
     build_golden_set,
@@ -18,7 +18,7 @@ from enrich_assets.enrich.golden_build import (
     defect_episodes,
     visible_fractions,
 )
-from enrich_assets.enrich.golden_set import (
+from enrich_assets.enrich.curation.golden_set import (
     GOLDEN_DIR,
     GOLDEN_JSON,
     GoldenSetError,
@@ -28,8 +28,8 @@ from enrich_assets.enrich.golden_set import (
     truth_params,
     write_golden_set,
 )
-from enrich_assets.enrich.keyframes import Keyframe, select_by_count
-from enrich_assets.schema import load_yaml
+from enrich_assets.enrich.episode.keyframes import Keyframe, select_by_count
+from enrich_assets.infra.schema import load_yaml
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +177,11 @@ def test_golden_set_applies_only_to_its_dataset(built, sample_root: Path, tmp_pa
 
 
 def test_committed_golden_set_is_the_demo_datasets_and_up_to_date(tmp_path: Path) -> None:
-    from enrich_assets.datasets.sample import write_sample_dataset
+    from enrich_assets.datasets.sample.generator import write_sample_dataset
 
     committed = load_golden_set(GOLDEN_DIR)
     root = write_sample_dataset(tmp_path / "sample", episodes=DEMO_EPISODES, seed=DEMO_SEED)
     assert golden_mismatches(committed, root) == []
     regenerated, _ = build_golden_set(root)
-    assert regenerated == committed, "run: python -m enrich_assets.enrich.golden_build"
+    assert regenerated == committed, "run: python -m enrich_assets.enrich.curation.golden_build"
     assert 20 <= len(committed.items) <= 40

@@ -13,7 +13,7 @@ from enrich_assets.enrich.language.frames import (
     window_around,
 )
 from enrich_assets.enrich.language.settings import LanguageSettings
-from enrich_assets.models.vlm_types import VLMReply
+from enrich_assets.models.vlm.types import VLMReply
 from enrich_assets_tests.language_scripted_vlm import CAPTION, ScriptedVLM, answer
 
 TS = (np.arange(300) / 30).astype(np.float32)  # 10 s at 30 fps

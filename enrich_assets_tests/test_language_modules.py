@@ -18,7 +18,7 @@ from enrich_assets.enrich.language.plan import (
 from enrich_assets.enrich.language.settings import LanguageSettings
 from enrich_assets.enrich.language.validator import blocking, validate_episode
 from enrich_assets.enrich.language.vqa import run_vqa
-from enrich_assets.models.vlm_types import VLMReply
+from enrich_assets.models.vlm.types import VLMReply
 from enrich_assets_tests.language_scripted_vlm import ScriptedVLM, answer
 
 CAMERAS = ["observation.images.cam_high", "observation.images.cam_wrist"]

@@ -12,7 +12,7 @@ from enrich_assets.enrich.language.settings import (
     LanguageSettings,
     language_prompt_hash,
 )
-from enrich_assets.prompts import PROMPTS_DIR, load_prompt, prompt_hash
+from enrich_assets.infra.prompts import PROMPTS_DIR, load_prompt, prompt_hash
 
 NAMES = sorted({n for names in MODULE_PROMPTS.values() for n in names})
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from enrich_assets.enrich.language import staging
-from enrich_assets.enrich.language.rows import LanguageRow, speech_atom
+from enrich_assets.datasets.lerobot import language_staging as staging
+from enrich_assets.datasets.lerobot.language_format import LanguageRow, speech_atom
 
 PLAN = [LanguageRow("assistant", "grasp the bottle", "subtask", 0.0)]
 EVENTS = [

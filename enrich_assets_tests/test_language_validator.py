@@ -8,8 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from enrich_assets.datasets.lerobot.language_format import LanguageRow, speech_atom
 from enrich_assets.enrich.language.captions import Caption
-from enrich_assets.enrich.language.rows import LanguageRow, speech_atom
 from enrich_assets.enrich.language.validator import (
     RULES,
     blocking,

@@ -11,18 +11,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from enrich_assets.datasets.lerobot_language_writer import (
+from enrich_assets.datasets.lerobot import language_staging as staging
+from enrich_assets.datasets.lerobot.language_format import SAY_TOOL_SCHEMA, LanguageRow
+from enrich_assets.datasets.lerobot.language_writer import (
     EVENTS_TYPE,
     PERSISTENT_TYPE,
     LanguageValidationError,
     write_from_staging,
     write_language_columns,
 )
-from enrich_assets.enrich.language import staging
 from enrich_assets.enrich.language.interjections import run_interjections
 from enrich_assets.enrich.language.plan import run_plan
-from enrich_assets.enrich.language.rows import SAY_TOOL_SCHEMA, LanguageRow
 from enrich_assets.enrich.language.settings import LanguageSettings
+from enrich_assets.enrich.language.validator import blocking_errors
 from enrich_assets.enrich.language.vqa import run_vqa
 from enrich_assets_tests.language_scripted_vlm import ScriptedVLM
 
@@ -75,7 +76,7 @@ def test_writes_both_columns_and_keeps_everything_else(dataset):
     by_episode = stage_all(dataset)
     staged = {ep: staging.read_episode(dataset, ep) for ep in by_episode}
 
-    summary = write_language_columns(dataset, dataset / DATA, staged)
+    summary = write_language_columns(dataset, dataset / DATA, staged, blocking_errors)
     assert summary.episodes == list(range(8)) and summary.event_rows > 0
 
     written = pq.ParquetFile(dataset / DATA)
@@ -125,7 +126,7 @@ def test_writes_both_columns_and_keeps_everything_else(dataset):
     assert info["tools"] == [OTHER_TOOL, SAY_TOOL_SCHEMA]
 
     # running again (from the staging tree) replaces the columns, keeps one say tool
-    write_from_staging(dataset, dataset / DATA)
+    write_from_staging(dataset, dataset / DATA, blocking_errors)
     again = pq.read_table(dataset / DATA)
     assert again.column_names == table.column_names and again.equals(table)
     assert json.loads((dataset / "meta" / "info.json").read_text())["tools"] == info["tools"]
@@ -138,7 +139,7 @@ def test_a_validator_error_writes_nothing(dataset):
     before = (dataset / DATA).read_bytes()
     info_before = (dataset / "meta" / "info.json").read_bytes()
     with pytest.raises(LanguageValidationError, match="episode 3: language_camera_known"):
-        write_language_columns(dataset, dataset / DATA, staged)
+        write_language_columns(dataset, dataset / DATA, staged, blocking_errors)
     assert (dataset / DATA).read_bytes() == before
     assert (dataset / "meta" / "info.json").read_bytes() == info_before
     assert sorted(p.name for p in (dataset / DATA).parent.iterdir() if "tmp" in p.name) == []
@@ -148,13 +149,13 @@ def test_every_episode_of_the_file_must_be_staged(dataset):
     stage_all(dataset)
     staged = {ep: staging.read_episode(dataset, ep) for ep in range(7)}
     with pytest.raises(ValueError, match=r"no staged language rows for episodes \[7\]"):
-        write_language_columns(dataset, dataset / DATA, staged)
+        write_language_columns(dataset, dataset / DATA, staged, blocking_errors)
 
 
 def test_persistent_timestamps_are_float32_frame_values(dataset):
     by_episode = stage_all(dataset)
     staged = {ep: staging.read_episode(dataset, ep) for ep in by_episode}
-    write_language_columns(dataset, dataset / DATA, staged)
+    write_language_columns(dataset, dataset / DATA, staged, blocking_errors)
     table = pq.read_table(dataset / DATA)
     stamps = pa.concat_arrays(
         [table.column("language_persistent").combine_chunks().flatten().field("timestamp")]

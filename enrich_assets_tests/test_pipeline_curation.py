@@ -11,12 +11,12 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from enrich_assets.cli import main
-from enrich_assets.datasets.sample import DEMO_EPISODES, DEMO_SEED, write_sample_dataset
+from enrich_assets.app.cli import main
+from enrich_assets.app.run_driver import dagster_instance, materialize_dataset, register_dataset
+from enrich_assets.datasets.sample.generator import DEMO_EPISODES, DEMO_SEED, write_sample_dataset
 from enrich_assets.definitions import build_definitions
 from enrich_assets.defs.curation import REPORT_CHECKS
-from enrich_assets.defs.runs import dagster_instance, materialize_dataset, register_dataset
-from enrich_assets.enrich.golden_set import load_golden_set
+from enrich_assets.enrich.curation.golden_set import load_golden_set
 from enrich_assets.store.catalog import Catalog
 
 
@@ -67,7 +67,7 @@ def test_golden_gate_scores_each_version_and_rejects_a_regression(
     import importlib
 
     import enrich_assets.defs.language as language
-    from enrich_assets.prompts import PROMPTS_DIR
+    from enrich_assets.infra.prompts import PROMPTS_DIR
 
     root = write_sample_dataset(tmp_path / "demo", episodes=DEMO_EPISODES, seed=DEMO_SEED)
     reg = register_dataset(settings, dagster_instance(settings), root)

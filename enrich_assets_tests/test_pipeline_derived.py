@@ -10,8 +10,8 @@ import polars as pl
 import pyarrow.parquet as pq
 from PIL import Image
 
-from enrich_assets.cli import main
-from enrich_assets.defs.runs import materialize_dataset
+from enrich_assets.app.cli import main
+from enrich_assets.app.run_driver import materialize_dataset
 from enrich_assets.store.catalog import Catalog
 from enrich_assets.store.episode_view import episode_view
 

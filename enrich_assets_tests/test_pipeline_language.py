@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from enrich_assets.app.run_driver import materialize_dataset
 from enrich_assets.definitions import build_definitions
-from enrich_assets.defs.runs import materialize_dataset
-from enrich_assets.models.local_stub_server import LocalStubServer
+from enrich_assets.models.vlm.stub_server import LocalStubServer
 from enrich_assets.store.catalog import Catalog
 
 LANGUAGE = "key:ai_caption+ or key:language_plan+ or key:language_vqa+"
@@ -74,8 +74,8 @@ def test_language_assets_stage_write_back_and_cache(settings, sample_root: Path,
 
     # the dry-run estimate issues the requests the run issued (captions: at most, as
     # near-duplicate keyframes reuse their original's caption in the run)
-    from enrich_assets.datasets.lerobot import open_lerobot
-    from enrich_assets.defs.ingest import keyframe_policy
+    from enrich_assets.datasets.lerobot.reader import open_lerobot
+    from enrich_assets.defs.episode import keyframe_policy
     from enrich_assets.defs.language import SETTINGS
     from enrich_assets.enrich.language.estimate import MODULES, estimate_dataset
 
@@ -138,7 +138,7 @@ def _code_versions() -> dict[str, str]:
 
 
 def test_changing_a_prompt_makes_only_its_assets_stale(tmp_path: Path, monkeypatch):
-    from enrich_assets.prompts import PROMPTS_DIR
+    from enrich_assets.infra.prompts import PROMPTS_DIR
 
     prompts = Path(shutil.copytree(PROMPTS_DIR, tmp_path / "prompts"))
     monkeypatch.setenv("ENRICH_PROMPTS_DIR", str(prompts))
@@ -161,8 +161,8 @@ def test_prompt_edit_requests_a_backfill_of_exactly_that_assets_partitions(
     import dagster as dg
 
     from enrich_assets.defs.partitions import episodes
-    from enrich_assets.partition_keys import partition_key
-    from enrich_assets.prompts import PROMPTS_DIR
+    from enrich_assets.infra.partition_keys import partition_key
+    from enrich_assets.infra.prompts import PROMPTS_DIR
 
     prompts = Path(shutil.copytree(PROMPTS_DIR, tmp_path / "prompts"))
     monkeypatch.setenv("ENRICH_PROMPTS_DIR", str(prompts))

@@ -11,9 +11,9 @@ import dagster as dg
 import pytest
 import yaml
 
+from enrich_assets.app.run_driver import dagster_instance, materialize_dataset
 from enrich_assets.defs.partitions import episodes
-from enrich_assets.defs.runs import dagster_instance, materialize_dataset
-from enrich_assets.schema import load_yaml, schemas_dir
+from enrich_assets.infra.schema import load_yaml, schemas_dir
 from enrich_assets.store.catalog import Catalog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def test_a_failing_check_really_fails(
 
 
 def test_quarantined_upstream_is_skipped_not_failed(settings, sample_root: Path) -> None:  # noqa: ANN001
-    from enrich_assets.schema import to_table
+    from enrich_assets.infra.schema import to_table
 
     defs = _defs()
     materialize_dataset(defs, settings, sample_root, select="episode_manifest,keyframes")

@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
+from enrich_assets.app.run_driver import dagster_instance
 from enrich_assets.defs.partitions import episodes
-from enrich_assets.defs.runs import dagster_instance
 from enrich_assets.store.catalog import Catalog
 
 EPISODES_META = "meta/episodes/chunk-000/file-000.parquet"
@@ -83,7 +83,7 @@ def test_concurrent_materializations_lose_nothing(settings, sample_root: Path) -
     cli = [
         sys.executable,
         "-m",
-        "enrich_assets.cli",
+        "enrich_assets.app.cli",
         "materialize",
         "--dataset",
         str(sample_root),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from enrich_assets.defs.runs import materialize_dataset
+from enrich_assets.app.run_driver import materialize_dataset
 from enrich_assets.store.catalog import Catalog
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from enrich_assets.enrich.plots import (
+from enrich_assets.enrich.curation.plots import (
     cluster_sizes_png,
     duplicate_groups_png,
     embedding_map_png,

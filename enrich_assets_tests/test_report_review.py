@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from enrich_assets.enrich.review_sample import allocate, review_sample, stratified_sample
-from enrich_assets.enrich.review_sheet import review_rows, review_sheet_html
+from enrich_assets.enrich.curation.review_sample import allocate, review_sample, stratified_sample
+from enrich_assets.enrich.curation.review_sheet import review_rows, review_sheet_html
 
 
 def keyframes(clusters: list[int]) -> pl.DataFrame:

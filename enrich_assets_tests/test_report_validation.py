@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from enrich_assets.enrich.report import (
+from enrich_assets.enrich.curation.report import (
     REPORT_FILE,
     REPORT_TABLES,
     REVIEW_FILE,

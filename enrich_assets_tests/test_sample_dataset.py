@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from enrich_assets.datasets.lerobot_v3_writer import FileLimits
-from enrich_assets.datasets.sample import (
+from enrich_assets.datasets.lerobot.v3_writer import FileLimits
+from enrich_assets.datasets.sample.generator import (
     CAMERAS,
     TRUTH_PATH,
     plan_dataset,

@@ -10,21 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from enrich_assets.enrich.depth import (
+from enrich_assets.enrich.vision.depth import (
     check_depth,
     decode_depth,
     depth_stats,
     encode_depth,
 )
-from enrich_assets.enrich.detections import (
+from enrich_assets.enrich.vision.detections import (
     check_detections,
     detections_json,
     load_vocabulary,
     normalize_detections,
 )
-from enrich_assets.enrich.embedding import check_embeddings, image_hash, near_duplicate_of
-from enrich_assets.models.batching import packed_batches, prefetch, run_batched
+from enrich_assets.enrich.vision.embedding import check_embeddings, image_hash, near_duplicate_of
 from enrich_assets.models.registry import load_model_spec, resolve_device, resolve_dtype
+from enrich_assets.models.vision.batching import packed_batches, prefetch, run_batched
 from enrich_assets.store.artifacts import write_artifact
 
 

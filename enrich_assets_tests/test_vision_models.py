@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from enrich_assets.enrich.depth import check_depth, decode_depth, encode_depth
-from enrich_assets.enrich.detections import check_detections, normalize_detections
-from enrich_assets.enrich.embedding import check_embeddings, image_hash
-from enrich_assets.models.depth_estimator import DepthEstimator, load_depth_estimator
-from enrich_assets.models.detector import Detector, load_detector
-from enrich_assets.models.image_embedder import ImageEmbedder, load_image_embedder
+from enrich_assets.enrich.vision.depth import check_depth, decode_depth, encode_depth
+from enrich_assets.enrich.vision.detections import check_detections, normalize_detections
+from enrich_assets.enrich.vision.embedding import check_embeddings, image_hash
 from enrich_assets.models.registry import load_model_spec
+from enrich_assets.models.vision.depth_estimator import DepthEstimator, load_depth_estimator
+from enrich_assets.models.vision.detector import Detector, load_detector
+from enrich_assets.models.vision.image_embedder import ImageEmbedder, load_image_embedder
 from enrich_assets.models.weights import MissingWeightsError
 
 LABELS = ["cup", "mug", "red bottle"]

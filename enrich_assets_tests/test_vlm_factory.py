@@ -2,10 +2,10 @@ import logging
 
 import pytest
 
-from enrich_assets.models.local_stub_server import LocalStubServer
-from enrich_assets.models.vlm_factory import build_client
-from enrich_assets.models.vlm_ledger import Budget, Price
-from enrich_assets.models.vlm_types import VLMRequest
+from enrich_assets.models.vlm.factory import build_client
+from enrich_assets.models.vlm.ledger import Budget, Price
+from enrich_assets.models.vlm.stub_server import LocalStubServer
+from enrich_assets.models.vlm.types import VLMRequest
 
 SECRET = "sk-factory-SECRET-abcdef123456"
 

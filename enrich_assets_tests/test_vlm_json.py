@@ -1,6 +1,11 @@
 import pytest
 
-from enrich_assets.models.vlm_json import MalformedOutput, check_text, parse_json, repair_prompt
+from enrich_assets.models.vlm.json_output import (
+    MalformedOutput,
+    check_text,
+    parse_json,
+    repair_prompt,
+)
 
 
 def test_plain_json_object_and_array():

@@ -4,7 +4,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from enrich_assets.models.vlm_ledger import (
+from enrich_assets.models.vlm.ledger import (
     IMAGE_TOKENS,
     Budget,
     BudgetExceeded,
@@ -19,7 +19,7 @@ from enrich_assets.models.vlm_ledger import (
     run_totals,
     weekly_view_sql,
 )
-from enrich_assets.models.vlm_types import VLMReply, VLMRequest
+from enrich_assets.models.vlm.types import VLMReply, VLMRequest
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,17 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from enrich_assets.models.local_stub_server import Fault, LocalStubServer
-from enrich_assets.models.vlm_cache import ResponseCache
-from enrich_assets.models.vlm_ledger import Budget, BudgetExceeded, Price
-from enrich_assets.models.vlm_openai import (
+from enrich_assets.models.vlm.cache import ResponseCache
+from enrich_assets.models.vlm.ledger import Budget, BudgetExceeded, Price
+from enrich_assets.models.vlm.openai_client import (
     OpenAIVLMClient,
     RetryPolicy,
     VLMCallRejected,
     VLMUnavailable,
     retry_after_s,
 )
-from enrich_assets.models.vlm_types import VLMRequest
+from enrich_assets.models.vlm.stub_server import Fault, LocalStubServer
+from enrich_assets.models.vlm.types import VLMRequest
 
 FAST = RetryPolicy(initial_s=0.01, max_s=0.05, max_attempts=4)
 TASK = VLMRequest(kind="task_aug", prompt="Task: open the drawer\nCount: 2")

@@ -8,10 +8,10 @@ import urllib.request
 import numpy as np
 import pytest
 
-from enrich_assets.models.local_stub_answers import VQA_TYPES, scripted_answer
-from enrich_assets.models.local_stub_server import Fault, LocalStubServer
-from enrich_assets.models.vlm_openai import OpenAIVLMClient, RetryPolicy
-from enrich_assets.models.vlm_types import VLMRequest
+from enrich_assets.models.vlm.openai_client import OpenAIVLMClient, RetryPolicy
+from enrich_assets.models.vlm.stub_answers import VQA_TYPES, scripted_answer
+from enrich_assets.models.vlm.stub_server import Fault, LocalStubServer
+from enrich_assets.models.vlm.types import VLMRequest
 
 PROMPT = "Describe the episode.\nTask: pick up the red cup and put it on the plate\n"
 

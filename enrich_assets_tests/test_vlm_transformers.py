@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from enrich_assets.models.vlm_types import VLMRequest
+from enrich_assets.models.vlm.types import VLMRequest
 
 IMAGE = np.random.default_rng(0).integers(0, 255, (56, 70, 3), dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")
 def client():
-    from enrich_assets.models.vlm_transformers import tiny_random_qwen2_vl
+    from enrich_assets.models.vlm.transformers_client import tiny_random_qwen2_vl
 
     return tiny_random_qwen2_vl(max_repairs=1)
 
@@ -42,14 +42,14 @@ def test_untrained_json_is_quarantined_after_repairs(client):
 
 
 def test_missing_weights_say_what_to_do():
-    from enrich_assets.models.vlm_transformers import TransformersVLMClient
+    from enrich_assets.models.vlm.transformers_client import TransformersVLMClient
 
     with pytest.raises(RuntimeError, match="cannot load VLM '/nonexistent/qwen'.*local folder"):
         TransformersVLMClient.from_pretrained("/nonexistent/qwen")
 
 
 def test_factory_builds_the_random_init_profile():
-    from enrich_assets.models.vlm_factory import build_client
+    from enrich_assets.models.vlm.factory import build_client
 
     client = build_client({"backend": "transformers", "random_init": True, "min_new_tokens": 3})
     reply = client.complete(

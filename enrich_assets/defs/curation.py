@@ -16,40 +16,43 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from enrich_assets.defs import ingest, language, vision
+from enrich_assets.defs import episode, language, vision
 from enrich_assets.defs.jobs import CURATION_GROUP
 from enrich_assets.defs.language import settings_section
 from enrich_assets.defs.metadata import png_metadata
 from enrich_assets.defs.resources import PipelineResource
-from enrich_assets.enrich.caption_agreement import RULE as AGREEMENT_RULE
-from enrich_assets.enrich.caption_agreement import (
+from enrich_assets.enrich.curation.caption_agreement import RULE as AGREEMENT_RULE
+from enrich_assets.enrich.curation.caption_agreement import (
     AgreementReport,
     AgreementSettings,
     caption_agreement,
     check_caption_agreement,
 )
-from enrich_assets.enrich.detections import load_vocabulary
-from enrich_assets.enrich.distribution_checks import DistributionSettings, check_distribution
-from enrich_assets.enrich.golden_gate import check_golden_regression, load_gates
-from enrich_assets.enrich.golden_metrics import load_metric_params, score_golden
-from enrich_assets.enrich.golden_set import golden_mismatches, load_golden_set
-from enrich_assets.enrich.plots import (
+from enrich_assets.enrich.curation.distribution_checks import (
+    DistributionSettings,
+    check_distribution,
+)
+from enrich_assets.enrich.curation.golden_gate import check_golden_regression, load_gates
+from enrich_assets.enrich.curation.golden_metrics import load_metric_params, score_golden
+from enrich_assets.enrich.curation.golden_set import golden_mismatches, load_golden_set
+from enrich_assets.enrich.curation.plots import (
     cluster_sizes_png,
     duplicate_groups_png,
     embedding_map_png,
     histogram_png,
 )
-from enrich_assets.enrich.report import (
+from enrich_assets.enrich.curation.report import (
     REPORT_TABLES,
     build_validation_report,
     report_dir,
     write_validation_report,
 )
-from enrich_assets.enrich.review_sample import KEYS, review_sample
-from enrich_assets.enrich.review_sheet import review_rows, review_sheet_html
+from enrich_assets.enrich.curation.review_sample import KEYS, review_sample
+from enrich_assets.enrich.curation.review_sheet import review_rows, review_sheet_html
 from enrich_assets.enrich.rules import RuleOutcome
+from enrich_assets.enrich.vision.detections import load_vocabulary
+from enrich_assets.infra.schema import pipeline_config, to_table
 from enrich_assets.models.registry import load_model_spec
-from enrich_assets.schema import pipeline_config, to_table
 from enrich_assets.store.images import load_image
 
 GOLDEN_TABLE = "golden_scores"
@@ -69,7 +72,7 @@ def pipeline_version() -> str:
     """Hash of (asset, code_version) over the per-episode assets: what shapes the outputs."""
     versions = {
         key.to_user_string(): a.code_versions_by_key.get(key) or ""
-        for module in (ingest, vision, language)
+        for module in (episode, vision, language)
         for a in vars(module).values()
         if isinstance(a, dg.AssetsDefinition) and a.partitions_def is not None
         for key in a.keys
@@ -248,7 +251,7 @@ def _agreement(
     if not second or tables["ai_caption"].height == 0:
         return None
     from enrich_assets.models.sentence_embedder import load_sentence_embedder
-    from enrich_assets.models.vlm_factory import build_client
+    from enrich_assets.models.vlm.factory import build_client
 
     embedder = load_sentence_embedder(
         load_model_spec("sentence", profile=pipeline.settings.model_profile)

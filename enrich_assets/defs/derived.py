@@ -10,8 +10,6 @@ embedding config (the ai_embedding rows' code_version) or `rebuild: true` in the
 starts from scratch; a drifting cluster model is refitted, which is a new clustering version.
 """
 
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,13 +22,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from enrich_assets.datasets.lerobot import read_frames
+from enrich_assets.datasets.lerobot.reader import read_frames
 from enrich_assets.defs.jobs import DERIVED_GROUP
 from enrich_assets.defs.metadata import image_metadata
 from enrich_assets.defs.resources import PipelineResource
-from enrich_assets.defs.runs import instance_lock
 from enrich_assets.defs.vision import ai_embedding
-from enrich_assets.enrich.clusters import (
+from enrich_assets.enrich.derived.clusters import (
     ClusterConfig,
     ClusterModel,
     assign_clusters,
@@ -39,26 +36,27 @@ from enrich_assets.enrich.clusters import (
     fit_clusters,
     needs_recluster,
 )
-from enrich_assets.enrich.diversity import (
+from enrich_assets.enrich.derived.diversity import (
     episode_diversity,
     episode_sums,
     percentile,
     repeated_demonstrations,
     trajectory_features,
 )
-from enrich_assets.enrich.keyframe_rows import KEYS, IndexPlan, plan_index
-from enrich_assets.enrich.near_duplicates import (
+from enrich_assets.enrich.derived.index_plan import KEYS, IndexPlan, plan_index
+from enrich_assets.enrich.derived.keyframe_search import index_dir
+from enrich_assets.enrich.derived.near_duplicates import (
     DEFAULT_THRESHOLD,
     NearDuplicateIndex,
     episode_duplicates,
     keyframe_duplicates,
 )
-from enrich_assets.enrich.near_duplicates import STEM as NEAR_DUPLICATES_STEM
-from enrich_assets.enrich.search_index import STEM as SEARCH_STEM
-from enrich_assets.enrich.search_index import load_search_index, save_search_index
-from enrich_assets.enrich.vector_index import IndexParams, KeyframeIndex, has_saved_index
-from enrich_assets.schema import config_hash, table_schema
-from enrich_assets.store.keyframe_search import index_dir
+from enrich_assets.enrich.derived.near_duplicates import STEM as NEAR_DUPLICATES_STEM
+from enrich_assets.enrich.derived.search_index import STEM as SEARCH_STEM
+from enrich_assets.enrich.derived.search_index import load_search_index, save_search_index
+from enrich_assets.infra.files import file_lock, write_bytes_atomic
+from enrich_assets.infra.schema import config_hash, table_schema
+from enrich_assets.store.vector_index import IndexParams, KeyframeIndex, has_saved_index
 
 CODE_VERSION = "2"
 PART = "all"  # unpartitioned tables: one catalog part per dataset
@@ -102,15 +100,6 @@ def embedding_matrix(pipeline: PipelineResource, dataset_id: str, keys: pl.DataF
     if vectors.null_count() or vectors.list.len().n_unique() != 1:
         raise ValueError(f"{dataset_id}: ai_embedding rows are missing or of different widths")
     return vectors.explode().to_numpy().astype(np.float32).reshape(len(keys), -1)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """A unique temporary file, then rename: concurrent runs never clash or tear the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def embedding_config(keys: pl.DataFrame) -> str:
@@ -201,7 +190,7 @@ def index_update(
     """(the saved index, or None when it must start from empty; the plan bringing it in step
     with `keys`), with the folder locked until the caller has saved: one writer at a time."""
     directory.mkdir(parents=True, exist_ok=True)
-    with instance_lock(directory):
+    with file_lock(directory / ".init.lock"):
         saved = load(directory) if not rebuild and has_saved_index(directory, stem) else None
         plan = plan_index(saved[1] if saved else None, keys, config, rebuild)
         yield (saved[0] if saved and not plan.rebuild else None), plan
@@ -285,7 +274,7 @@ def ai_semantic_cluster(
         path = directory / "model.npz"
         embeddings = embedding_config(keys)
         directory.mkdir(parents=True, exist_ok=True)
-        with instance_lock(directory):
+        with file_lock(directory / ".init.lock"):
             model = ClusterModel.from_bytes(path.read_bytes()) if path.is_file() else None
             previous_version = model and model.version
             refit = refit_reason(model, embeddings, config.rebuild)
@@ -305,7 +294,7 @@ def ai_semantic_cluster(
                 matrix = embedding_matrix(pipeline, dataset_id, fresh)
                 model = fit_clusters(matrix, CLUSTER_CONFIG, fitted_on=embeddings)
                 labels, distance = assign_clusters(model, matrix)
-                write_atomic(path, model.to_bytes())
+                write_bytes_atomic(path, model.to_bytes())
             fresh = fresh.with_columns(
                 ai_cluster_id=pl.Series(labels, dtype=pl.Int64),
                 ai_cluster_distance=pl.Series(distance, dtype=pl.Float32),

@@ -23,30 +23,37 @@ import numpy as np
 import yaml
 
 from enrich_assets.datasets.episode import EpisodeRef
-from enrich_assets.datasets.lerobot import read_frames
-from enrich_assets.datasets.lerobot_language_writer import (
+from enrich_assets.datasets.lerobot.language_format import LanguageRow
+from enrich_assets.datasets.lerobot.language_staging import STAGING_DIR, read_episode, write_staged
+from enrich_assets.datasets.lerobot.language_writer import (
     LanguageValidationError,
     write_from_staging,
 )
+from enrich_assets.datasets.lerobot.reader import read_frames
 from enrich_assets.datasets.video import decode_at
-from enrich_assets.defs.episode_assets import EpisodeOutput, episode_asset, materialize_episodes
-from enrich_assets.defs.ingest import episode_manifest, keyframes
+from enrich_assets.defs.episode import episode_manifest, keyframes
 from enrich_assets.defs.jobs import WRITEBACK_GROUP
+from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.defs.vision import ai_embedding
 from enrich_assets.enrich.language.captions import caption_keyframes, caption_tags
 from enrich_assets.enrich.language.frames import FrameFetch, cached
 from enrich_assets.enrich.language.interjections import run_interjections
+from enrich_assets.enrich.language.module_output import ModuleOutput
 from enrich_assets.enrich.language.plan import run_plan, subtasks_from_rows
-from enrich_assets.enrich.language.rows import LanguageRow, ModuleOutput
 from enrich_assets.enrich.language.settings import LanguageSettings, language_prompt_hash
-from enrich_assets.enrich.language.staging import STAGING_DIR, read_episode, write_staged
 from enrich_assets.enrich.language.validator import RULES as LANGUAGE_RULES
-from enrich_assets.enrich.language.validator import check_captions, validate_episode
+from enrich_assets.enrich.language.validator import (
+    blocking_errors,
+    check_captions,
+    validate_episode,
+)
 from enrich_assets.enrich.language.vqa import run_vqa
 from enrich_assets.enrich.rules import Severity
-from enrich_assets.models.vlm_call import complete_concurrently
-from enrich_assets.models.vlm_ledger import (
+from enrich_assets.infra.partition_keys import partition_key
+from enrich_assets.infra.schema import to_table
+from enrich_assets.models.vlm.call import complete_concurrently
+from enrich_assets.models.vlm.ledger import (
     LEDGER_TABLE,
     LEDGER_VIEWS,
     Budget,
@@ -56,9 +63,7 @@ from enrich_assets.models.vlm_ledger import (
     price_for,
     run_totals,
 )
-from enrich_assets.models.vlm_types import VLMClient, VLMReply, VLMRequest
-from enrich_assets.partition_keys import partition_key
-from enrich_assets.schema import to_table
+from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
 from enrich_assets.store.images import load_image
 
 
@@ -119,7 +124,7 @@ class VLMResource(dg.ConfigurableResource):
             price = price_for(served_model(settings), load_prices())
             state = Path(self.budget_dir) / f"{run_id}.json" if self.budget_dir else None
             budget = Budget(self.budget_usd, price, state)
-        from enrich_assets.models.vlm_factory import build_client
+        from enrich_assets.models.vlm.factory import build_client
 
         return build_client(settings, budget=budget)
 
@@ -464,7 +469,7 @@ def lerobot_language_writeback(pipeline: PipelineResource) -> dg.MaterializeResu
             continue
         for data_file in sorted((root / "data").rglob("*.parquet")):
             try:
-                summary = write_from_staging(root, data_file)
+                summary = write_from_staging(root, data_file, blocking_errors)
             except LanguageValidationError as exc:
                 refused[f"{dataset_id}:{data_file.relative_to(root)}"] = str(exc)[:500]
                 continue

@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 from PIL import Image
 
-from enrich_assets.enrich.plots import png_markdown
+from enrich_assets.enrich.curation.plots import png_markdown
 from enrich_assets.store.artifacts import write_artifact
 from enrich_assets.store.images import contact_sheet
 

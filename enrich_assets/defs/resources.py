@@ -9,8 +9,8 @@ import dagster as dg
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.errors import EpisodeError
-from enrich_assets.datasets.lerobot import LeRobotReader, open_lerobot
-from enrich_assets.settings import Settings
+from enrich_assets.datasets.lerobot.reader import LeRobotReader, open_lerobot
+from enrich_assets.infra.settings import Settings
 from enrich_assets.store.catalog import Catalog
 from enrich_assets.store.registry import DatasetRegistry
 

@@ -5,12 +5,12 @@ import json
 import dagster as dg
 
 from enrich_assets.datasets.errors import DatasetError
-from enrich_assets.datasets.lerobot import open_lerobot
+from enrich_assets.datasets.lerobot.reader import open_lerobot
 from enrich_assets.datasets.scan import metadata_signature
 from enrich_assets.defs.jobs import enrich_episodes_job, range_tags
 from enrich_assets.defs.partitions import EPISODE_BACKFILL, episodes
 from enrich_assets.defs.resources import PipelineResource
-from enrich_assets.partition_keys import partition_key
+from enrich_assets.infra.partition_keys import partition_key
 
 
 @dg.sensor(job=enrich_episodes_job, minimum_interval_seconds=30)

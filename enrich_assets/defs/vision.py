@@ -11,21 +11,21 @@ import dagster as dg
 import numpy as np
 
 from enrich_assets.datasets.episode import EpisodeRef
-from enrich_assets.defs.episode_assets import EpisodeOutput, episode_asset, materialize_episodes
-from enrich_assets.defs.ingest import keyframes
+from enrich_assets.defs.episode import keyframes
+from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.resources import PipelineResource
-from enrich_assets.enrich.depth import check_depth, depth_kind, depth_stats, encode_depth
-from enrich_assets.enrich.detections import (
+from enrich_assets.enrich.rules import Severity
+from enrich_assets.enrich.vision.depth import check_depth, depth_kind, depth_stats, encode_depth
+from enrich_assets.enrich.vision.detections import (
     check_detections,
     detections_json,
     load_vocabulary,
     normalize_detections,
 )
-from enrich_assets.enrich.embedding import check_embeddings, near_duplicate_of
-from enrich_assets.enrich.rules import Severity
+from enrich_assets.enrich.vision.embedding import check_embeddings, near_duplicate_of
+from enrich_assets.infra.schema import config_hash, load_yaml
+from enrich_assets.infra.settings import load_settings
 from enrich_assets.models.registry import ModelSpec, load_model_spec
-from enrich_assets.schema import config_hash, load_yaml
-from enrich_assets.settings import load_settings
 from enrich_assets.store.artifacts import write_artifact
 from enrich_assets.store.images import load_image
 
@@ -46,9 +46,9 @@ class VisionModels(dg.ConfigurableResource):
     device: str = "auto"
 
     def load(self, task: str) -> Any:
-        from enrich_assets.models.depth_estimator import load_depth_estimator
-        from enrich_assets.models.detector import load_detector
-        from enrich_assets.models.image_embedder import load_image_embedder
+        from enrich_assets.models.vision.depth_estimator import load_depth_estimator
+        from enrich_assets.models.vision.detector import load_detector
+        from enrich_assets.models.vision.image_embedder import load_image_embedder
 
         loaders = {
             "embedding": load_image_embedder,

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from enrich_assets.infra.paths import schema_file
+
 if TYPE_CHECKING:
     import torch
 
-MODELS_YAML = Path(__file__).resolve().parents[2] / "schemas" / "models.yaml"
 TASKS = ("embedding", "detection", "depth", "sentence")
 DEVICE_ENV = "ENRICH_DEVICE"  # e.g. "cpu" or "cuda:1"; overrides the automatic choice
 
@@ -56,7 +57,7 @@ def load_model_spec(
     task: str,
     profile: str = "real",
     overrides: dict[str, Any] | None = None,
-    path: Path = MODELS_YAML,
+    path: Path | None = None,
 ) -> ModelSpec:
     """The spec for `task` under `profile`; overrides may name another entry (`name`) or set fields.
 
@@ -64,6 +65,7 @@ def load_model_spec(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    path = path or schema_file("models.yaml")
     registry = yaml.safe_load(path.read_text())
     overrides = dict(overrides or {})
     if profile not in registry["profiles"]:

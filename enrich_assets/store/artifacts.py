@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
+
+from enrich_assets.infra.files import write_bytes_atomic
 
 
 def content_hash(data: bytes) -> str:
@@ -22,9 +22,5 @@ def write_artifact(root: Path, kind: str, data: bytes, suffix: str) -> Path:
     rel = Path(kind) / digest[:2] / f"{digest}{suffix}"
     path = root / rel
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data)
     return rel

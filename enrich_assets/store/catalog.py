@@ -9,9 +9,7 @@ previous file in place. `enrich.duckdb` holds only views, for people and tools t
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +18,8 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from enrich_assets.infra.files import atomic_write
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -39,16 +39,7 @@ class Catalog:
         """Replace one part of a table, atomically."""
         data = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
         path = self._path(table, dataset_id, part)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".partial")
-        os.close(fd)
-        try:
-            pq.write_table(data, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, lambda tmp: pq.write_table(data, tmp))
 
     def delete(self, table: str, dataset_id: str, part: str) -> None:
         self._path(table, dataset_id, part).unlink(missing_ok=True)

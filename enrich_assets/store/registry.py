@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import re
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+from enrich_assets.infra.files import file_lock, write_text_atomic
 
 
 class DatasetRegistry:
@@ -49,13 +48,9 @@ class DatasetRegistry:
 
     @contextmanager
     def _locked(self):  # noqa: ANN202
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with file_lock(self.path.with_suffix(".lock")):
             yield
 
     def _save(self, roots: dict[str, Path]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            json.dump({k: str(v) for k, v in sorted(roots.items())}, f, indent=1)
-        os.replace(tmp, self.path)
+        text = json.dumps({k: str(v) for k, v in sorted(roots.items())}, indent=1)
+        write_text_atomic(self.path, text)

@@ -11,8 +11,8 @@ import numpy as np
 
 from enrich_assets.enrich.language.frames import FrameFetch
 from enrich_assets.enrich.language.settings import LanguageSettings
-from enrich_assets.models.vlm_types import VLMClient, VLMReply, VLMRequest
-from enrich_assets.prompts import load_prompt
+from enrich_assets.infra.prompts import load_prompt
+from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
 
 KeyframeKey = tuple[str, int]  # (camera, frame_index)
 

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from enrich_assets.datasets.episode import EpisodeRef
-from enrich_assets.enrich.keyframes import KeyframePolicy, select_by_count, select_keyframes
+from enrich_assets.enrich.episode.keyframes import KeyframePolicy, select_by_count, select_keyframes
 from enrich_assets.enrich.language.captions import caption_keyframes
 from enrich_assets.enrich.language.interjections import run_interjections
 from enrich_assets.enrich.language.plan import run_plan
 from enrich_assets.enrich.language.settings import LanguageSettings
 from enrich_assets.enrich.language.vqa import run_vqa
-from enrich_assets.models.local_stub_answers import scripted_answer
-from enrich_assets.models.vlm_ledger import KindEstimate, estimate_work
-from enrich_assets.models.vlm_types import VLMReply, VLMRequest
+from enrich_assets.models.vlm.ledger import KindEstimate, estimate_work
+from enrich_assets.models.vlm.stub_answers import scripted_answer
+from enrich_assets.models.vlm.types import VLMReply, VLMRequest
 
 MODULES = ("caption", "plan", "interjections", "vqa")
 FRAME_SHAPE = (64, 64, 3)  # what the frames look like does not change the request count

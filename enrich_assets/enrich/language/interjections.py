@@ -12,13 +12,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from enrich_assets.datasets.lerobot.language_format import LanguageRow, speech_atom
 from enrich_assets.enrich.language.frames import FrameFetch, frames_line, window_around
+from enrich_assets.enrich.language.module_output import ModuleOutput
 from enrich_assets.enrich.language.plan import Subtask, interjection_positions
-from enrich_assets.enrich.language.rows import LanguageRow, ModuleOutput, speech_atom
 from enrich_assets.enrich.language.settings import LanguageSettings
 from enrich_assets.enrich.rules import Severity, outcome
-from enrich_assets.models.vlm_types import VLMClient, VLMReply, VLMRequest
-from enrich_assets.prompts import load_prompt
+from enrich_assets.infra.prompts import load_prompt
+from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
 
 
 def interjection_request(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from enrich_assets.datasets.lerobot.language_format import LanguageRow
 from enrich_assets.enrich.language.frames import (
     FrameFetch,
     frames_line,
@@ -23,11 +24,11 @@ from enrich_assets.enrich.language.frames import (
     split_windows,
     timestamps_line,
 )
-from enrich_assets.enrich.language.rows import LanguageRow, ModuleOutput
+from enrich_assets.enrich.language.module_output import ModuleOutput
 from enrich_assets.enrich.language.settings import LanguageSettings
 from enrich_assets.enrich.rules import Severity, outcome
-from enrich_assets.models.vlm_types import VLMClient, VLMReply, VLMRequest
-from enrich_assets.prompts import load_prompt
+from enrich_assets.infra.prompts import load_prompt
+from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
 
 PLACEHOLDER_TASKS = frozenset(
     {"", "debug", "test", "tbd", "todo", "n/a", "none", "default", "task"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from enrich_assets.prompts import prompt_hash
+from enrich_assets.infra.prompts import prompt_hash
 
 VQA_TYPES = ("bbox", "keypoint", "count", "attribute", "spatial")
 

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from enrich_assets.enrich.language.captions import Caption
-from enrich_assets.enrich.language.rows import (
+from enrich_assets.datasets.lerobot.language_format import (
     EVENT_STYLES,
     LANGUAGE_EVENTS,
     MODULE_COLUMN,
@@ -24,6 +23,7 @@ from enrich_assets.enrich.language.rows import (
     LanguageRow,
     column_for_style,
 )
+from enrich_assets.enrich.language.captions import Caption
 from enrich_assets.enrich.rules import RuleOutcome, Severity, outcome
 
 SPATIAL_RELATIONS = frozenset(
@@ -235,4 +235,13 @@ def check_captions(captions: Sequence[Caption]) -> list[RuleOutcome]:
     return [
         outcome("caption_length", shape, Severity.WARN),
         outcome("caption_present", missing, Severity.WARN),
+    ]
+
+
+def blocking_errors(
+    staged: Mapping[str, Sequence[LanguageRow]], timestamps: np.ndarray, cameras: list[str]
+) -> list[str]:
+    """The writer's gate: lerobot's rule that any validator ERROR stops the write."""
+    return [
+        f"{o.rule}: {o.message}" for o in blocking(validate_episode(staged, timestamps, cameras))
     ]

@@ -13,18 +13,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from enrich_assets.datasets.lerobot.language_format import LanguageRow
 from enrich_assets.enrich.language.frames import (
     FrameFetch,
     frames_line,
     sample_positions,
     split_windows,
 )
-from enrich_assets.enrich.language.rows import LanguageRow, ModuleOutput
+from enrich_assets.enrich.language.module_output import ModuleOutput
 from enrich_assets.enrich.language.settings import LanguageSettings
 from enrich_assets.enrich.language.validator import vqa_answer_shape
 from enrich_assets.enrich.rules import Severity, outcome
-from enrich_assets.models.vlm_types import VLMClient, VLMReply, VLMRequest
-from enrich_assets.prompts import load_prompt
+from enrich_assets.infra.prompts import load_prompt
+from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
 
 
 def vqa_request(

@@ -1,0 +1,208 @@
+"""Materialize a dataset through a real Dagster instance, as the CLI and the demo do.
+
+Episodes become partitions; the selection runs over contiguous key ranges (one run per
+batch, not per episode). An episode that fails inside a batch is re-run alone, so Dagster
+marks exactly that partition failed, with the message, and the others stay materialized.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
+
+from enrich_assets.datasets.lerobot.reader import LeRobotReader, open_lerobot
+from enrich_assets.defs.jobs import range_tags
+from enrich_assets.defs.partitions import episodes
+from enrich_assets.infra.files import file_lock
+from enrich_assets.infra.partition_keys import partition_key
+from enrich_assets.infra.paths import DAGSTER_YAML
+from enrich_assets.infra.settings import Settings
+from enrich_assets.models.vlm.ledger import LEDGER_VIEWS, BudgetExceeded
+from enrich_assets.store.catalog import Catalog
+from enrich_assets.store.episode_log import STATUS, VALIDATION
+from enrich_assets.store.registry import DatasetRegistry
+
+REPO_DAGSTER_YAML = DAGSTER_YAML
+# the run's own events go to the instance (UI); the console shows warnings and errors only
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def dagster_instance(settings: Settings) -> dg.DagsterInstance:
+    """The persistent instance in DAGSTER_HOME, seeded with the repo's dagster.yaml."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists() and REPO_DAGSTER_YAML.exists():
+        shutil.copy(REPO_DAGSTER_YAML, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    # two processes creating a new SQLite instance at once race on its schema: serialise that
+    with instance_lock(home):
+        return dg.DagsterInstance.get()
+
+
+@contextmanager
+def instance_lock(home: Path) -> Iterator[None]:
+    """Serialise read-then-write steps on the instance (schema creation, adding partitions)."""
+    with file_lock(home / ".init.lock"):
+        yield
+
+
+def parse_selection(text: str) -> dg.AssetSelection:
+    """Dagster's selection syntax (`key:a+`), or the older comma list (`*a*,b`)."""
+    try:
+        return dg.AssetSelection.from_string(text)
+    except DagsterInvalidAssetSelectionError:
+        if "," not in text:
+            raise
+    parts = [dg.AssetSelection.from_string(p.strip()) for p in text.split(",") if p.strip()]
+    union = parts[0]
+    for part in parts[1:]:
+        union = union | part
+    return union
+
+
+@dataclass
+class Registration:
+    dataset_id: str
+    reader: LeRobotReader
+    keys: list[str]
+
+
+def register_dataset(
+    settings: Settings, instance: dg.DagsterInstance, root: Path, only: list[int] | None = None
+) -> Registration:
+    dataset_id = DatasetRegistry(settings.registry_path).register(root)
+    reader = open_lerobot(root.resolve(), dataset_id)
+    indices = [e.episode_index for e in reader.episodes()]
+    if only is not None:
+        unknown = sorted(set(only) - set(indices))
+        if unknown:
+            raise ValueError(f"{root}: no episodes {unknown} (it has {indices[0]}..{indices[-1]})")
+        indices = [i for i in indices if i in set(only)]
+    all_keys = [partition_key(dataset_id, i) for i in (e.episode_index for e in reader.episodes())]
+    with instance_lock(settings.dagster_home):
+        known = set(instance.get_dynamic_partitions(episodes.name))
+        instance.add_dynamic_partitions(episodes.name, [k for k in all_keys if k not in known])
+    return Registration(dataset_id, reader, [partition_key(dataset_id, i) for i in indices])
+
+
+def contiguous_batches(keys: list[str], order: list[str], size: int) -> list[list[str]]:
+    """Split `keys` into runs of neighbours in the partition order, at most `size` each.
+
+    A range run covers every partition between its ends, so a gap starts a new batch.
+    """
+    position = {k: i for i, k in enumerate(order)}
+    batches: list[list[str]] = []
+    for key in sorted(keys, key=position.__getitem__):
+        last = batches[-1][-1] if batches else None
+        if last is not None and position[key] == position[last] + 1 and len(batches[-1]) < size:
+            batches[-1].append(key)
+        else:
+            batches.append([key])
+    return batches
+
+
+@dataclass
+class MaterializeReport:
+    dataset_id: str
+    episodes: int
+    runs: int = 0
+    failed_runs: list[str] = field(default_factory=list)
+    summary: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: list[tuple[str, int, str, str]] = field(
+        default_factory=list
+    )  # asset, ep, status, message
+    checks_failing: list[tuple[str, int, str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_runs and not any(s == "failed" for _, _, s, _ in self.failures)
+
+
+def materialize_dataset(
+    defs: dg.Definitions,
+    settings: Settings,
+    root: Path,
+    select: str = "*",
+    only: list[int] | None = None,
+    batch_size: int | None = None,
+) -> MaterializeReport:
+    instance = dagster_instance(settings)
+    reg = register_dataset(settings, instance, root, only)
+    graph = defs.resolve_asset_graph()
+    selected = parse_selection(select).resolve(graph)
+    partitioned = [k for k in selected if graph.get(k).partitions_def is not None]
+    unpartitioned = [k for k in selected if graph.get(k).partitions_def is None]
+    assets = list(defs.assets or [])
+    resources = defs.resources
+    report = MaterializeReport(reg.dataset_id, len(reg.keys))
+
+    def run(keys: list[dg.AssetKey], expect_failure: bool = False, **kwargs) -> None:  # noqa: ANN003
+        result = dg.materialize(
+            assets,
+            instance=instance,
+            resources=resources,
+            selection=keys,
+            raise_on_error=False,
+            run_config=QUIET,
+            **kwargs,
+        )
+        report.runs += 1
+        if not result.success and not expect_failure:
+            report.failed_runs.append(result.run_id)
+
+    if partitioned:
+        order = instance.get_dynamic_partitions(episodes.name)
+        for batch in contiguous_batches(reg.keys, order, batch_size or settings.batch_size):
+            run(partitioned, tags=range_tags(batch[0], batch[-1]))
+        catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+        # re-run each failed episode alone: Dagster then marks that one partition failed;
+        # not those the VLM budget stopped, which would spend a fresh budget each
+        budget_stop = f"{BudgetExceeded.__name__}:%"
+        where = f"status = 'failed' AND message NOT LIKE '{budget_stop}'"
+        failed = {k for k, _ in _episode_rows(catalog, STATUS, reg, where)}
+        for key in sorted(failed) if len(reg.keys) > 1 else []:
+            run(partitioned, expect_failure=True, partition_key=key)
+    if unpartitioned:
+        run(unpartitioned)
+    names = {k.to_user_string() for k in selected}
+    return summarize(settings, reg, report, names)
+
+
+def _episode_rows(
+    catalog: Catalog, table: str, reg: Registration, where: str
+) -> list[tuple[str, dict]]:
+    wanted = set(reg.keys)
+    frame = catalog.read(table, reg.dataset_id, where=where)
+    rows = [
+        (partition_key(reg.dataset_id, r["episode_index"]), r) for r in frame.iter_rows(named=True)
+    ]
+    return [(k, r) for k, r in rows if k in wanted]
+
+
+def summarize(
+    settings: Settings, reg: Registration, report: MaterializeReport, assets: set[str] | None = None
+) -> MaterializeReport:
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    catalog.refresh_views(LEDGER_VIEWS)
+    for _, row in _episode_rows(catalog, STATUS, reg, "true"):
+        if assets is not None and row["asset"] not in assets:
+            continue
+        counts = report.summary.setdefault(row["asset"], {"ok": 0, "failed": 0, "quarantined": 0})
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+        if row["status"] != "ok":
+            report.failures.append(
+                (row["asset"], row["episode_index"], row["status"], row["message"])
+            )
+    for _, row in _episode_rows(catalog, VALIDATION, reg, "NOT passed"):
+        if assets is None or row["asset"] in assets:
+            report.checks_failing.append(
+                (row["asset"], row["episode_index"], row["rule"], row["message"])
+            )
+    return report

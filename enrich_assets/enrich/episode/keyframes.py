@@ -1,0 +1,126 @@
+"""Which frames of an episode become keyframes: the policy is data, read from schemas/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from enrich_assets.datasets.episode import EpisodeRef
+from enrich_assets.datasets.lerobot.reader import read_frames
+from enrich_assets.datasets.video import decode_at, iter_decode_at
+from enrich_assets.enrich.episode.quality import grey
+from enrich_assets.enrich.rules import RuleOutcome, outcome
+
+
+@dataclass(frozen=True)
+class KeyframePolicy:
+    mode: Literal["count", "fps", "scene_change"] = "count"
+    count: int = 5  # mode=count: first + last + evenly spaced, this many in all
+    fps: float = 1.0  # mode=fps: uniform at this rate (first and last always kept)
+    threshold: float = 0.12  # mode=scene_change: mean abs grey difference (0-1) that starts a scene
+    max_count: int = 32  # scene_change never yields more than this
+
+
+def select_by_count(length: int, count: int) -> list[int]:
+    """First, last and evenly spaced positions in between (fewer if the episode is short)."""
+    if length <= 0:
+        return []
+    return sorted({int(round(x)) for x in np.linspace(0, length - 1, min(count, length))})
+
+
+def select_by_fps(timestamps: np.ndarray, fps: float) -> list[int]:
+    """The frame nearest each tick of a 1/fps clock, plus the last frame."""
+    ticks = np.arange(timestamps[0], timestamps[-1] + 1e-9, 1.0 / fps)
+    picks = {int(np.abs(timestamps - t).argmin()) for t in ticks} | {len(timestamps) - 1}
+    return sorted(picks)
+
+
+def select_by_scene_change(grey_thumbs: np.ndarray, threshold: float, max_count: int) -> list[int]:
+    """Frames where the picture changes by more than `threshold` since the last kept frame."""
+    picks = [0]
+    for i in range(1, len(grey_thumbs)):
+        if np.abs(grey_thumbs[i] - grey_thumbs[picks[-1]]).mean() > threshold:
+            picks.append(i)
+    if picks[-1] != len(grey_thumbs) - 1:
+        picks.append(len(grey_thumbs) - 1)
+    if len(picks) > max_count:  # keep the first, last and an even spread of the rest
+        picks = [picks[i] for i in select_by_count(len(picks), max_count)]
+    return picks
+
+
+def select_keyframes(
+    policy: KeyframePolicy,
+    timestamps: np.ndarray,
+    grey_thumbs: Callable[[], np.ndarray] | None = None,
+) -> list[int]:
+    """Positions (row numbers within the episode) of the keyframes.
+
+    `grey_thumbs` is called only by the scene-change policy, the one that must see every
+    frame; the others decide from timestamps alone and never decode more than they keep.
+    """
+    if policy.mode == "count":
+        return select_by_count(len(timestamps), policy.count)
+    if policy.mode == "fps":
+        return select_by_fps(timestamps, policy.fps)
+    if policy.mode == "scene_change":
+        if grey_thumbs is None:
+            raise ValueError("scene_change keyframes need the episode's frames")
+        return select_by_scene_change(grey_thumbs(), policy.threshold, policy.max_count)
+    raise ValueError(f"unknown keyframe policy mode {policy.mode!r}")
+
+
+def check_keyframes(
+    cameras: list[str],
+    keyframes: list[tuple[str, float]],
+    frame_timestamps: np.ndarray,
+) -> list[RuleOutcome]:
+    """Every camera has a keyframe, and every keyframe sits exactly on a real frame's timestamp."""
+    have = {camera for camera, _ in keyframes}
+    real = set(frame_timestamps.astype(np.float32).tolist())
+    return [
+        outcome("keyframe_per_camera", [f"no keyframe for {c}" for c in cameras if c not in have]),
+        outcome(
+            "keyframe_timestamp_exact",
+            [
+                f"{c} t={t!r} is not a frame timestamp"
+                for c, t in keyframes
+                if np.float32(t) not in real
+            ],
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    camera: str
+    frame_index: int
+    timestamp: float  # exactly the source parquet's float32 value
+    image: np.ndarray  # uint8 HxWx3 RGB
+
+
+def extract_keyframes(ref: EpisodeRef, policy: KeyframePolicy) -> list[Keyframe]:
+    """Decode only the keyframes of every camera (scene-change mode looks at all frames)."""
+    frames = read_frames(ref, ("timestamp", "frame_index", "episode_index"))
+    timestamps = frames.column("timestamp").to_numpy()
+    frame_indices = frames.column("frame_index").to_numpy()
+    keyframes: list[Keyframe] = []
+    for camera in ref.cameras:
+        video = ref.videos[camera]
+        in_file = video.from_timestamp + timestamps.astype(np.float64)
+
+        def thumbs(in_file: np.ndarray = in_file, path: Path = video.path) -> np.ndarray:
+            return np.stack(
+                [grey(img[::8, ::8]) / 255.0 for _, img in iter_decode_at(path, in_file, ref.fps)]
+            )
+
+        picks = select_keyframes(policy, timestamps, thumbs)
+        images = decode_at(video.path, in_file[picks], ref.fps)
+        keyframes.extend(
+            Keyframe(camera, int(frame_indices[p]), float(timestamps[p]), img)
+            for p, img in zip(picks, images, strict=True)
+        )
+    return keyframes

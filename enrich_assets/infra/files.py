@@ -1,0 +1,78 @@
+"""Files written whole or not at all, and exclusive locks: the one home of both.
+
+Every write goes to a temporary file beside its target (`.tmp-<name>-<random>.partial`,
+which no reader's glob matches), then `os.replace`: a reader never sees half a file, two
+writers never clash, and a crash leaves only a temporary file that `remove_stale_temp_files`
+clears at the next start.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+TEMP_PREFIX = ".tmp-"
+TEMP_SUFFIX = ".partial"
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
+    """Call `write(temporary_path)`, then rename it over `path`; on any error nothing changes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}-", suffix=TEMP_SUFFIX
+    )
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created if missing), held for the `with` block.
+
+    Across processes (flock); released by the kernel if the holder dies.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_stale_temp_files(root: Path, older_than_s: float = 3600.0) -> list[Path]:
+    """Delete temporary files a crashed writer left under `root` (older than the cutoff, so
+    a writer still running keeps its own). Returns what was removed."""
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    cutoff = time.time() - older_than_s
+    for tmp in root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        try:
+            if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue
+    return removed

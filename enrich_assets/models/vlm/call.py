@@ -1,0 +1,186 @@
+"""One request's life, the same for every backend: cache, budget, generate, parse, repair.
+
+A backend supplies only `generate(messages) -> Generation`; everything that decides whether
+an answer is usable, what it cost and when to stop lives here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from enrich_assets.models.vlm.cache import ResponseCache, cache_key
+from enrich_assets.models.vlm.json_output import (
+    MalformedOutput,
+    check_text,
+    parse_json,
+    repair_prompt,
+)
+from enrich_assets.models.vlm.ledger import Budget, estimate_tokens
+from enrich_assets.models.vlm.types import VLMReply, VLMRequest
+
+LOCAL_STUB_SUFFIX = ":local-stub"
+
+# A chat message: {"role": ..., "content": [{"type": "text", "text": str} |
+#                                           {"type": "image", "image": np.ndarray}]}
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What one model call returned."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str | None = None
+    refusal: str | None = None
+    served_model: str | None = None
+
+
+Generate = Callable[[list[Message]], Generation]
+
+
+def request_messages(request: VLMRequest) -> list[Message]:
+    for i, image in enumerate(request.images):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"VLM request {request.kind!r}: image {i} must be uint8 HxWx3 RGB, "
+                f"got {image.dtype} {image.shape}"
+            )
+    messages: list[Message] = []
+    if request.system:
+        messages.append({"role": "system", "content": [_text(request.system)]})
+    parts = [{"type": "image", "image": im} for im in request.images]
+    messages.append({"role": "user", "content": [*parts, _text(request.prompt)]})
+    return messages
+
+
+def complete_with_repairs(
+    request: VLMRequest,
+    generate: Generate,
+    *,
+    model: str,
+    max_repairs: int,
+    cache: ResponseCache | None = None,
+    budget: Budget | None = None,
+) -> VLMReply:
+    """A parsed reply, or one with `error` set after `max_repairs` failed repair prompts.
+
+    Raises only what the run cannot recover from item by item: BudgetExceeded, bad input,
+    and the backend's own errors (e.g. a server that stays unreachable).
+    """
+    key = cache_key(model, request) if cache else ""
+    if cache and (hit := cache.get(key)) is not None:
+        return hit
+    messages = request_messages(request)
+    started = time.perf_counter()
+    input_tokens = output_tokens = 0
+    reasons: list[str] = []
+
+    def reply(gen: Generation, attempts: int, **fields: Any) -> VLMReply:
+        return VLMReply(
+            model=_reply_model(model, gen.served_model),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            latency_s=time.perf_counter() - started,
+            attempts=attempts,
+            meta={"served_model": gen.served_model, "finish_reason": gen.finish_reason},
+            **fields,
+        )
+
+    for attempt in range(1, max_repairs + 2):
+        gen = _generate_within(budget, generate, messages, request.max_tokens)
+        input_tokens += gen.input_tokens
+        output_tokens += gen.output_tokens
+        truncated = gen.finish_reason == "length"
+        try:
+            if request.json_output:
+                parsed = parse_json(gen.text, truncated=truncated, refusal=gen.refusal)
+                text = gen.text
+            else:
+                parsed = None
+                text = check_text(gen.text, truncated=truncated, refusal=gen.refusal)
+        except MalformedOutput as e:
+            reasons.append(e.reason)
+            messages = [
+                *messages,
+                {"role": "assistant", "content": [_text(gen.text or e.detail)]},
+                {"role": "user", "content": [_text(repair_prompt(e, request.json_output))]},
+            ]
+            continue
+        good = reply(gen, attempt, text=text, parsed=parsed)
+        if cache and good.model == model:  # a stub standing in for `model` never fills its cache
+            cache.put(key, good)
+        return good
+    return reply(
+        gen,
+        max_repairs + 1,
+        text=gen.text,
+        error=f"malformed output after {max_repairs + 1} attempts: {', '.join(reasons)}",
+    )
+
+
+def complete_concurrently(
+    complete: Callable[[VLMRequest], VLMReply],
+    requests: list[VLMRequest],
+    concurrency: int,
+    on_reply: Callable[[VLMRequest, VLMReply], None] | None = None,
+) -> list[VLMReply]:
+    """At most `concurrency` in flight, replies in input order; the first fatal error stops
+    the rest. `on_reply` sees each reply as it lands, so calls made before a stop (a budget
+    reached, a server gone) are still accounted for."""
+
+    def one(request: VLMRequest) -> VLMReply:
+        reply = complete(request)
+        if on_reply is not None:
+            on_reply(request, reply)
+        return reply
+
+    if concurrency <= 1 or len(requests) <= 1:
+        return [one(r) for r in requests]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(requests))) as pool:
+        futures = [pool.submit(one, r) for r in requests]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
+def _generate_within(
+    budget: Budget | None, generate: Generate, messages: list[Message], max_tokens: int
+) -> Generation:
+    """One call, its worst case reserved first; a call that raised cost nothing."""
+    if budget is None:
+        return generate(messages)
+    reserved = budget.reserve(_estimate_tokens(messages), max_tokens)
+    try:
+        gen = generate(messages)
+    except BaseException:
+        budget.settle(reserved, 0, 0)
+        raise
+    budget.settle(reserved, gen.input_tokens, gen.output_tokens)
+    return gen
+
+
+def _text(text: str) -> dict[str, str]:
+    return {"type": "text", "text": text}
+
+
+def _estimate_tokens(messages: list[Message]) -> int:
+    parts = [p for m in messages for p in m["content"]]
+    texts = [p["text"] for p in parts if p["type"] == "text"]
+    return estimate_tokens(texts, len(parts) - len(texts))
+
+
+def _reply_model(model: str, served: str | None) -> str:
+    """The configured model id, unless a stub served it: a stub answer never passes as real."""
+    if served and served.endswith(LOCAL_STUB_SUFFIX) and not model.endswith(LOCAL_STUB_SUFFIX):
+        return served
+    return model
