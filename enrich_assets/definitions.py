@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from enrich_assets.defs import curation, derived, episode, language, vision
+from enrich_assets.defs import curation, derived, episode, language, vision, vlm_resource, writeback
 from enrich_assets.defs.automation import rerun_stale_partitions
 from enrich_assets.defs.export_job import export_dataset
 from enrich_assets.defs.jobs import enrich_episodes_job
@@ -16,7 +16,9 @@ from enrich_assets.infra.settings import load_settings
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([episode, vision, language, derived, curation]),
+        assets=dg.load_assets_from_modules(
+            [episode, vision, language, writeback, derived, curation]
+        ),
         jobs=[enrich_episodes_job, export_dataset],
         sensors=[new_episodes, rerun_stale_partitions],
         resources={
@@ -25,11 +27,11 @@ def build_definitions() -> dg.Definitions:
                 dataset_roots=[str(r) for r in settings.dataset_roots],
             ),
             "vision": vision.VisionModels(profile=settings.model_profile),
-            "vlm": language.VLMResource(
+            "vlm": vlm_resource.VLMResource(
                 **{
                     "cache_dir": str(settings.data_dir / "vlm_cache"),
                     "budget_dir": str(settings.data_dir / "vlm_budget"),
-                    **language.vlm_config(),
+                    **vlm_resource.vlm_config(),
                 }
             ),
         },

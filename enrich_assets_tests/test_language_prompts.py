@@ -60,7 +60,7 @@ def test_module_hash_ignores_other_modules_settings():
 
 
 def test_language_section_of_the_settings_file_overrides_defaults(tmp_path, monkeypatch):
-    from enrich_assets.defs.language import language_settings
+    from enrich_assets.defs.vlm_resource import language_settings
 
     path = tmp_path / "settings.yaml"
     path.write_text("language:\n  task_aug_count: 4\n  vqa_types: [count, bbox]\n")

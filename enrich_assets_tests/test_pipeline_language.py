@@ -76,7 +76,7 @@ def test_language_assets_stage_write_back_and_cache(settings, sample_root: Path,
     # near-duplicate keyframes reuse their original's caption in the run)
     from enrich_assets.datasets.lerobot.reader import open_lerobot
     from enrich_assets.defs.episode import keyframe_policy
-    from enrich_assets.defs.language import SETTINGS
+    from enrich_assets.defs.vlm_resource import SETTINGS
     from enrich_assets.enrich.language.estimate import MODULES, estimate_dataset
 
     refs = open_lerobot(root, "x").episodes()

@@ -64,7 +64,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from enrich_assets.datasets.lerobot.reader import open_lerobot
     from enrich_assets.definitions import defs
     from enrich_assets.defs.episode import keyframe_policy
-    from enrich_assets.defs.language import SETTINGS, served_model, vlm_config
+    from enrich_assets.defs.vlm_resource import SETTINGS, served_model, vlm_config
     from enrich_assets.enrich.language.estimate import estimate_dataset
     from enrich_assets.models.vlm.ledger import estimate_cost, load_prices
 

@@ -16,11 +16,11 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from enrich_assets.defs import episode, language, vision
+from enrich_assets.defs import episode, language, vision, vlm_resource
 from enrich_assets.defs.jobs import CURATION_GROUP
-from enrich_assets.defs.language import settings_section
 from enrich_assets.defs.metadata import png_metadata
 from enrich_assets.defs.resources import PipelineResource
+from enrich_assets.defs.vlm_resource import settings_section
 from enrich_assets.enrich.curation.caption_agreement import RULE as AGREEMENT_RULE
 from enrich_assets.enrich.curation.caption_agreement import (
     AgreementReport,
@@ -265,7 +265,7 @@ def _agreement(
             pipeline.artifact_dir,
             client,
             embedder,
-            language.SETTINGS,
+            vlm_resource.SETTINGS,
             settings,
         )
     finally:

@@ -9,10 +9,8 @@ ERROR shows up here, before the writeback refuses the file.
 """
 
 import json
-import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,31 +18,30 @@ from typing import Any
 import dagster as dg
 import duckdb
 import numpy as np
-import yaml
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.lerobot.language_format import LanguageRow
-from enrich_assets.datasets.lerobot.language_staging import STAGING_DIR, read_episode, write_staged
-from enrich_assets.datasets.lerobot.language_writer import (
-    LanguageValidationError,
-    write_from_staging,
-)
+from enrich_assets.datasets.lerobot.language_staging import read_episode, write_staged
 from enrich_assets.datasets.lerobot.reader import read_frames
 from enrich_assets.datasets.video import decode_at
 from enrich_assets.defs.episode import episode_manifest, keyframes
-from enrich_assets.defs.jobs import WRITEBACK_GROUP
 from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.defs.vision import ai_embedding
+from enrich_assets.defs.vlm_resource import (
+    SETTINGS,
+    VLMResource,
+    served_model,
+    vlm_config,
+)
 from enrich_assets.enrich.language.captions import caption_keyframes, caption_tags
 from enrich_assets.enrich.language.frames import FrameFetch, cached
 from enrich_assets.enrich.language.interjections import run_interjections
 from enrich_assets.enrich.language.module_output import ModuleOutput
 from enrich_assets.enrich.language.plan import run_plan, subtasks_from_rows
-from enrich_assets.enrich.language.settings import LanguageSettings, language_prompt_hash
+from enrich_assets.enrich.language.settings import language_prompt_hash
 from enrich_assets.enrich.language.validator import RULES as LANGUAGE_RULES
 from enrich_assets.enrich.language.validator import (
-    blocking_errors,
     check_captions,
     validate_episode,
 )
@@ -56,88 +53,13 @@ from enrich_assets.models.vlm.call import complete_concurrently
 from enrich_assets.models.vlm.ledger import (
     LEDGER_TABLE,
     LEDGER_VIEWS,
-    Budget,
     LedgerEntry,
     ledger_entry,
     load_prices,
-    price_for,
     run_totals,
 )
 from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
 from enrich_assets.store.images import load_image
-
-
-def settings_section(name: str) -> dict[str, Any]:
-    """One section of the settings file (enrich-assets.yaml), empty if absent."""
-    path = Path(os.environ.get("ENRICH_SETTINGS", "enrich-assets.yaml"))
-    data = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
-    return dict(data.get(name) or {})
-
-
-def vlm_config() -> dict[str, Any]:
-    return settings_section("vlm")
-
-
-def language_settings() -> LanguageSettings:
-    """The `language:` section (task_aug_count, max_interjections, vqa_hz, ...) over defaults."""
-    section = settings_section("language")
-    try:
-        return LanguageSettings(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
-        )
-    except TypeError as exc:
-        raise ValueError(f"settings file, section language: {exc}") from None
-
-
-SETTINGS = language_settings()
-
-
-def served_model(config: dict[str, Any]) -> str:
-    """The model id replies will carry: what the code_version of each language asset names."""
-    model = config.get("model") or "stub-vlm"
-    return f"{model}:local-stub" if config.get("backend", "local-stub") == "local-stub" else model
-
-
-class VLMResource(dg.ConfigurableResource):
-    """Settings for `build_client`; the API key only ever comes from the env var it names."""
-
-    backend: str = "local-stub"
-    model: str = ""
-    base_url: str = ""
-    base_urls: list[str] = []
-    api_key_env: str = ""
-    concurrency: int | None = None
-    timeout_s: float | None = None
-    budget_usd: float | None = None  # per Dagster run, across all its language assets
-    budget_dir: str = ""  # where a run's budget figures are shared between its steps
-    cache_dir: str = ""
-    latency_s: float | None = None
-
-    def client(self, run_id: str) -> VLMClient:
-        settings = {
-            k: v
-            for k, v in self.model_dump().items()
-            if k not in ("budget_usd", "budget_dir") and v not in ("", [], None)
-        }
-        budget = None
-        if self.budget_usd is not None:
-            price = price_for(served_model(settings), load_prices())
-            state = Path(self.budget_dir) / f"{run_id}.json" if self.budget_dir else None
-            budget = Budget(self.budget_usd, price, state)
-        from enrich_assets.models.vlm.factory import build_client
-
-        return build_client(settings, budget=budget)
-
-    @contextmanager
-    def session(self, run_id: str) -> Iterator[VLMClient]:
-        """One client for an asset step (all its partitions); a local stub stops after."""
-        client = self.client(run_id)
-        try:
-            yield client
-        finally:
-            close = getattr(client, "close", None)
-            if close is not None:
-                close()
 
 
 class RecordingClient:
@@ -447,43 +369,3 @@ def language_vqa(
         return run_vqa(timestamps, fetch, ref.cameras, _task(root, ref), client, SETTINGS)
 
     return _language_asset(context, pipeline, vlm, "vqa", run, ["episode_manifest"])
-
-
-@dg.asset(
-    # the golden-set gate's check is blocking: a rejected pipeline version writes nothing back
-    deps=[language_plan, language_interjections, language_vqa, dg.AssetKey("golden_set_score")],
-    group_name=WRITEBACK_GROUP,
-    kinds={"parquet"},
-)
-def lerobot_language_writeback(pipeline: PipelineResource) -> dg.MaterializeResult:
-    """language_persistent / language_events written into each staged dataset's data files.
-
-    A file with a validator ERROR in any of its episodes is left untouched; the asset then
-    fails, naming it, after writing every other file.
-    """
-    written: list[str] = []
-    refused: dict[str, str] = {}
-    episodes_written = 0
-    for dataset_id, root in sorted(pipeline.registry.load().items()):
-        if not (root / STAGING_DIR).is_dir():
-            continue
-        for data_file in sorted((root / "data").rglob("*.parquet")):
-            try:
-                summary = write_from_staging(root, data_file, blocking_errors)
-            except LanguageValidationError as exc:
-                refused[f"{dataset_id}:{data_file.relative_to(root)}"] = str(exc)[:500]
-                continue
-            written.append(f"{dataset_id}:{data_file.relative_to(root)}")
-            episodes_written += len(summary.episodes)
-    metadata = {
-        "files_written": len(written),
-        "episodes": episodes_written,
-        "files": dg.MetadataValue.json(written),
-        "refused": dg.MetadataValue.json(refused),
-    }
-    if refused:
-        raise dg.Failure(
-            description=f"{len(refused)} data file(s) refused by the language validator",
-            metadata=metadata,
-        )
-    return dg.MaterializeResult(metadata=metadata)
