@@ -8,6 +8,7 @@ from enrich_assets.defs import curation, derived, episode, language, vision, vlm
 from enrich_assets.defs.automation import rerun_stale_partitions
 from enrich_assets.defs.export_job import export_dataset
 from enrich_assets.defs.jobs import enrich_episodes_job
+from enrich_assets.defs.partial_ranges import finish_partial_ranges
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.defs.sensors import new_episodes
 from enrich_assets.infra.settings import load_settings
@@ -20,7 +21,7 @@ def build_definitions() -> dg.Definitions:
             [episode, vision, language, writeback, derived, curation]
         ),
         jobs=[enrich_episodes_job, export_dataset],
-        sensors=[new_episodes, rerun_stale_partitions],
+        sensors=[new_episodes, rerun_stale_partitions, finish_partial_ranges],
         resources={
             "pipeline": PipelineResource(
                 data_dir=str(settings.data_dir),

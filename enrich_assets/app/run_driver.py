@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +17,21 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
 
+from enrich_assets.app.dead_runs import reap_dead_runs, run_tags
 from enrich_assets.datasets.lerobot.reader import LeRobotReader, open_lerobot
 from enrich_assets.defs.jobs import range_tags
+from enrich_assets.defs.partial_ranges import (
+    MAX_FOLLOW_UPS,
+    contiguous_batches,
+    failed_in,
+    left_over,
+)
 from enrich_assets.defs.partitions import episodes
 from enrich_assets.infra.files import file_lock
 from enrich_assets.infra.partition_keys import partition_key
 from enrich_assets.infra.paths import DAGSTER_YAML
 from enrich_assets.infra.settings import Settings
-from enrich_assets.models.vlm.ledger import LEDGER_VIEWS, BudgetExceeded
+from enrich_assets.models.vlm.ledger import LEDGER_VIEWS
 from enrich_assets.store.catalog import Catalog
 from enrich_assets.store.episode_log import STATUS, VALIDATION
 from enrich_assets.store.registry import DatasetRegistry
@@ -43,7 +50,9 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     os.environ["DAGSTER_HOME"] = str(home)
     # two processes creating a new SQLite instance at once race on its schema: serialise that
     with instance_lock(home):
-        return dg.DagsterInstance.get()
+        instance = dg.DagsterInstance.get()
+    reap_dead_runs(instance)
+    return instance
 
 
 @contextmanager
@@ -92,28 +101,13 @@ def register_dataset(
     return Registration(dataset_id, reader, [partition_key(dataset_id, i) for i in indices])
 
 
-def contiguous_batches(keys: list[str], order: list[str], size: int) -> list[list[str]]:
-    """Split `keys` into runs of neighbours in the partition order, at most `size` each.
-
-    A range run covers every partition between its ends, so a gap starts a new batch.
-    """
-    position = {k: i for i, k in enumerate(order)}
-    batches: list[list[str]] = []
-    for key in sorted(keys, key=position.__getitem__):
-        last = batches[-1][-1] if batches else None
-        if last is not None and position[key] == position[last] + 1 and len(batches[-1]) < size:
-            batches[-1].append(key)
-        else:
-            batches.append([key])
-    return batches
-
-
 @dataclass
 class MaterializeReport:
     dataset_id: str
     episodes: int
     runs: int = 0
     failed_runs: list[str] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
     summary: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[tuple[str, int, str, str]] = field(
         default_factory=list
@@ -143,7 +137,7 @@ def materialize_dataset(
     resources = defs.resources
     report = MaterializeReport(reg.dataset_id, len(reg.keys))
 
-    def run(keys: list[dg.AssetKey], expect_failure: bool = False, **kwargs) -> None:  # noqa: ANN003
+    def run(keys: list[dg.AssetKey], **kwargs) -> str:  # noqa: ANN003
         result = dg.materialize(
             assets,
             instance=instance,
@@ -151,28 +145,63 @@ def materialize_dataset(
             selection=keys,
             raise_on_error=False,
             run_config=QUIET,
-            **kwargs,
+            **{**kwargs, "tags": {**run_tags(), **kwargs.get("tags", {})}},
         )
         report.runs += 1
-        if not result.success and not expect_failure:
-            report.failed_runs.append(result.run_id)
+        report.run_ids.append(result.run_id)
+        return result.run_id
 
     if partitioned:
-        order = instance.get_dynamic_partitions(episodes.name)
-        for batch in contiguous_batches(reg.keys, order, batch_size or settings.batch_size):
-            run(partitioned, tags=range_tags(batch[0], batch[-1]))
-        catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
-        # re-run each failed episode alone: Dagster then marks that one partition failed;
-        # not those the VLM budget stopped, which would spend a fresh budget each
-        budget_stop = f"{BudgetExceeded.__name__}:%"
-        where = f"status = 'failed' AND message NOT LIKE '{budget_stop}'"
-        failed = {k for k, _ in _episode_rows(catalog, STATUS, reg, where)}
-        for key in sorted(failed) if len(reg.keys) > 1 else []:
-            run(partitioned, expect_failure=True, partition_key=key)
+        _materialize_ranges(instance, settings, run, partitioned, reg.keys, batch_size)
     if unpartitioned:
         run(unpartitioned)
     names = {k.to_user_string() for k in selected}
+    report.failed_runs = _failed_without_reason(instance, settings, report.run_ids, reg.keys)
     return summarize(settings, reg, report, names)
+
+
+def _materialize_ranges(
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    run: Callable[..., str],
+    assets: list[dg.AssetKey],
+    keys: list[str],
+    batch_size: int | None,
+) -> None:
+    """Range runs over `keys`; then, while some good episodes' downstream assets are left
+    (a run in which an episode failed stops its range's downstream steps), run those."""
+    order = instance.get_dynamic_partitions(episodes.name)
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    size = batch_size or settings.batch_size
+    run_ids = [
+        run(assets, tags=range_tags(b[0], b[-1])) for b in contiguous_batches(keys, order, size)
+    ]
+    for _ in range(MAX_FOLLOW_UPS):
+        rest = left_over(instance, catalog, run_ids, assets, keys)
+        if not rest.keys:
+            return
+        before = len(run_ids)
+        run_ids += [
+            run(rest.assets, tags=range_tags(b[0], b[-1]))
+            for b in contiguous_batches(rest.keys, order, size)
+        ]
+        if len(run_ids) == before:
+            return
+
+
+def _failed_without_reason(
+    instance: dg.DagsterInstance, settings: Settings, run_ids: list[str], keys: list[str]
+) -> list[str]:
+    """Runs that failed although no episode of theirs did: a crash the user must see."""
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    failed = []
+    for run_id in run_ids:
+        dagster_run = instance.get_run_by_id(run_id)
+        if dagster_run is None or dagster_run.status != dg.DagsterRunStatus.FAILURE:
+            continue
+        if not failed_in(catalog, [run_id], keys):
+            failed.append(run_id)
+    return failed
 
 
 def _episode_rows(
