@@ -16,6 +16,7 @@ from enrich_assets.datasets.lerobot.language_format import SAY_TOOL_SCHEMA, Lang
 from enrich_assets.datasets.lerobot.language_writer import (
     EVENTS_TYPE,
     PERSISTENT_TYPE,
+    DamagedShardError,
     LanguageValidationError,
     write_from_staging,
     write_language_columns,
@@ -162,3 +163,75 @@ def test_persistent_timestamps_are_float32_frame_values(dataset):
     )
     frame_ts = set(table.column("timestamp").to_numpy().tolist())
     assert stamps.type == pa.float32() and set(stamps.to_numpy().tolist()) <= frame_ts
+
+
+# --- one damaged shard fails alone ---
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_damaged_data_file_is_named_with_its_cause(dataset):
+    stage_all(dataset)
+    _truncate(dataset / DATA)
+    with pytest.raises(DamagedShardError) as err:
+        write_from_staging(dataset, dataset / DATA, blocking_errors)
+    message = str(err.value)
+    assert message.startswith(f"{dataset / DATA}: unreadable parquet (") and "\n" not in message
+
+
+def test_writeback_writes_every_shard_but_the_damaged_one(tmp_path: Path):
+    import dagster as dg
+
+    from enrich_assets.datasets.lerobot.v3_writer import FileLimits
+    from enrich_assets.datasets.sample.generator import write_sample_dataset
+    from enrich_assets.defs.resources import PipelineResource
+    from enrich_assets.defs.writeback import lerobot_language_writeback
+    from enrich_assets.store.registry import DatasetRegistry
+
+    root = write_sample_dataset(
+        tmp_path / "shards",
+        episodes=6,
+        width=32,
+        height=32,
+        cameras=1,
+        frames_per_episode=(20, 24),
+        limits=FileLimits(episodes_per_file=2),
+    )
+    files = sorted((root / "data").rglob("*.parquet"))
+    assert len(files) == 3
+    camera = next(
+        k
+        for k, f in json.loads((root / "meta/info.json").read_text())["features"].items()
+        if f.get("dtype") == "video"
+    )
+    settings, client = LanguageSettings(task_aug_count=3, vqa_hz=0.5), ScriptedVLM()
+    for f in files:
+        table = pq.read_table(f, columns=["episode_index", "timestamp"])
+        eps, stamps = table.column(0).to_numpy(), table.column(1).to_numpy()
+        for ep in np.unique(eps):
+            ts = stamps[eps == ep]
+            plan = run_plan(int(ep), ts, fetch, camera, "Pick up the cube.", client, settings)
+            staging.write_staged(root, int(ep), "plan", plan.rows)
+    _truncate(files[1])
+    data_dir = tmp_path / "data"
+    registry = PipelineResource(data_dir=str(data_dir)).registry
+    assert isinstance(registry, DatasetRegistry)
+    dataset_id = registry.register(root)
+
+    result = dg.materialize(
+        [lerobot_language_writeback],
+        resources={"pipeline": PipelineResource(data_dir=str(data_dir))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    for f in (files[0], files[2]):  # the others got their columns
+        assert "language_persistent" in pq.read_schema(f).names, f
+    failure = next(
+        e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+    ).step_failure_data.user_failure_data
+    assert f"{dataset_id}:data/chunk-000/file-001.parquet" in failure.description
+    assert "unreadable parquet" in failure.description
+    assert "language_persistent" in json.loads((root / "meta/info.json").read_text())["features"]

@@ -1,11 +1,19 @@
-"""Cheap change detection for dataset roots: a signature of the metadata files' sizes and times."""
+"""Cheap change detection: a signature of a root's metadata files (sizes and times), and the
+per-episode content signatures that tell a re-recorded episode (same index, new content)."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-META_GLOBS = ("meta/info.json", "meta/episodes.jsonl", "meta/episodes/*/*.parquet")
+from enrich_assets.datasets.lerobot.reader import open_lerobot
+
+META_GLOBS = (
+    "meta/info.json",
+    "meta/episodes.jsonl",
+    "meta/episodes_stats.jsonl",
+    "meta/episodes/*/*.parquet",
+)
 
 
 def metadata_signature(root: Path) -> str:
@@ -16,3 +24,9 @@ def metadata_signature(root: Path) -> str:
             stat = path.stat()
             digest.update(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def episode_signatures(root: Path, dataset_id: str) -> dict[int, str]:
+    """Episode index -> content signature (see `reader.episode_signature`): an episode whose
+    signature differs from the one recorded when it was last enriched was re-recorded."""
+    return open_lerobot(root, dataset_id).signatures()

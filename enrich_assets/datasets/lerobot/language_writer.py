@@ -57,8 +57,25 @@ EVENTS_TYPE = pa.list_(_row_type(False, _JSON))
 EpisodeValidator = Callable[[Mapping[str, Sequence[LanguageRow]], np.ndarray, list[str]], list[str]]
 
 
-class LanguageValidationError(ValueError):
+class ShardError(ValueError):
+    """This data file (shard) cannot be written; nothing of it was, the others still can be."""
+
+
+class LanguageValidationError(ShardError):
     """A validator ERROR in some episode of the data file: nothing was written."""
+
+
+class DamagedShardError(ShardError):
+    """The data file itself cannot be read (truncated or corrupt parquet): nothing written."""
+
+
+def _read(data_file: Path, columns: list[str] | None = None) -> pa.Table:
+    """The data file, or DamagedShardError naming it and the cause in one line."""
+    try:
+        return pq.read_table(data_file, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DamagedShardError(f"{data_file}: unreadable parquet ({cause})") from exc
 
 
 @dataclass(frozen=True)
@@ -94,7 +111,7 @@ def _episode_spans(episode_index: np.ndarray, path: Path) -> list[tuple[int, int
     stops = np.append(starts[1:], len(episode_index))
     spans = [(int(episode_index[a]), int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
     if len({ep for ep, _, _ in spans}) != len(spans):
-        raise ValueError(f"{path}: an episode's rows are not contiguous")
+        raise ShardError(f"{path}: an episode's rows are not contiguous")
     return spans
 
 
@@ -145,7 +162,7 @@ def write_language_columns(
     info = json.loads((dataset_root / "meta" / "info.json").read_text())
     cameras = camera_keys(info)
     with _locked(dataset_root, data_file):
-        table = pq.read_table(data_file)
+        table = _read(data_file)
         table = table.drop_columns(
             [c for c in (LANGUAGE_PERSISTENT, LANGUAGE_EVENTS) if c in table.column_names]
         )
@@ -153,7 +170,7 @@ def write_language_columns(
         all_ts = table.column("timestamp").to_numpy()
         missing = [ep for ep, _, _ in spans if ep not in staged]
         if missing:
-            raise ValueError(f"{data_file}: no staged language rows for episodes {missing}")
+            raise ShardError(f"{data_file}: no staged language rows for episodes {missing}")
 
         problems, persistent, events, counts = [], [], [], [0, 0]
         for ep, a, b in spans:
@@ -189,7 +206,7 @@ def write_from_staging(
     dataset_root: Path, data_file: Path, validate: EpisodeValidator
 ) -> WriteSummary:
     """`write_language_columns` with each episode's rows read from the staging tree."""
-    episodes = pq.read_table(data_file, columns=["episode_index"]).column(0).to_numpy()
+    episodes = _read(data_file, ["episode_index"]).column(0).to_numpy()
     staged = {int(ep): read_episode(dataset_root, int(ep)) for ep in np.unique(episodes)}
     return write_language_columns(dataset_root, data_file, staged, validate)
 
