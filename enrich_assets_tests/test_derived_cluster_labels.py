@@ -8,6 +8,7 @@ import polars as pl
 from enrich_assets.enrich.derived.cluster_labels import (
     cluster_sizes,
     label_keyframes,
+    labels_metadata,
     refit_reason,
 )
 from enrich_assets.enrich.derived.clusters import ClusterConfig
@@ -126,3 +127,21 @@ def test_changed_embeddings_refit_and_labels_of_gone_keyframes_drop() -> None:
     assert kept.frame.height == 40 and kept.assigned == 0
     changed = label_keyframes(first.model, first.frame, fewer, reader, "clip-b", False, CONFIG)
     assert changed.refit == "embedding config changed" and changed.model.fitted_on == "clip-b"
+
+
+def test_metadata_names_the_refit_and_the_version_it_replaced() -> None:
+    keys, reader = _reader(range(6))
+    first = label_keyframes(None, pl.DataFrame(), keys, reader, "clip-a", False, CONFIG)
+    assert labels_metadata(first, None) == {
+        "version": first.model.version,
+        "refit": "no saved model",
+        "previous_version": None,
+        "assigned_rows": 60,
+        "drift": None,
+        "clusters": 3,
+    }
+    again = label_keyframes(first.model, first.frame, keys, reader, "clip-a", True, CONFIG)
+    meta = labels_metadata(again, first.model)
+    assert meta["refit"] == "requested" and meta["previous_version"] == first.model.version
+    kept = label_keyframes(first.model, first.frame, keys, reader, "clip-a", False, CONFIG)
+    assert labels_metadata(kept, first.model)["previous_version"] is None

@@ -28,7 +28,11 @@ from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.defs.vision import ai_embedding
 from enrich_assets.enrich.curation.plots import bar_png
 from enrich_assets.enrich.derived.catalog_frame import frame_table
-from enrich_assets.enrich.derived.cluster_labels import cluster_sizes, label_keyframes
+from enrich_assets.enrich.derived.cluster_labels import (
+    cluster_sizes,
+    label_keyframes,
+    labels_metadata,
+)
 from enrich_assets.enrich.derived.clusters import ClusterConfig, ClusterModel, check_cluster_balance
 from enrich_assets.enrich.derived.diversity_table import (
     TRAJECTORY_COLUMNS,
@@ -208,18 +212,8 @@ def ai_semantic_cluster(
             write_frame(context, pipeline, "ai_semantic_cluster", dataset_id, labelled.frame)
         sizes.append(cluster_sizes(labelled))
         balance = check_cluster_balance(labelled.frame["ai_cluster_id"].to_numpy())
-        return DatasetResult(
-            {
-                "version": labelled.model.version,
-                "refit": labelled.refit or None,
-                "previous_version": model and model.version if labelled.refit else None,
-                "assigned_rows": labelled.assigned,
-                "drift": labelled.drift,
-                "clusters": len(labelled.model.centroids),
-                "model_path": str(path),
-            },
-            "" if balance.passed else balance.message,
-        )
+        metadata = {**labels_metadata(labelled, model), "model_path": str(path)}
+        return DatasetResult(metadata, "" if balance.passed else balance.message)
 
     def chart() -> dict[str, Any]:
         if not sizes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -103,3 +104,15 @@ def cluster_sizes(labels: ClusterLabels) -> np.ndarray:
     """Keyframes per cluster id of the model (noise not counted), for the sizes chart."""
     every = labels.frame["ai_cluster_id"].to_numpy()
     return np.bincount(every[every >= 0], minlength=len(labels.model.centroids))
+
+
+def labels_metadata(labels: ClusterLabels, previous: ClusterModel | None) -> dict[str, Any]:
+    """What a labelling run did, for the UI; `previous` is the model the run started from."""
+    return {
+        "version": labels.model.version,
+        "refit": labels.refit or None,
+        "previous_version": previous and previous.version if labels.refit else None,
+        "assigned_rows": labels.assigned,
+        "drift": labels.drift,
+        "clusters": len(labels.model.centroids),
+    }
