@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from enrich_assets.enrich.derived.index_plan import plan_index, saved_rows
+from enrich_assets.enrich.derived.index_plan import plan_index, plan_metadata, saved_rows
 
 
 def keyframes(episodes: range, cameras: tuple[str, ...] = ("top", "front")) -> pl.DataFrame:
@@ -57,3 +57,17 @@ def test_config_change_or_request_starts_over():
     assert changed.new["id"].to_list() == list(range(12))
     requested = plan_index(saved, current, "c1", rebuild=True)
     assert requested.rebuild == "requested" and requested.new.height == 12
+
+
+def test_plan_metadata_counts_what_the_run_did(tmp_path):  # noqa: ANN001
+    first = plan_index(None, keyframes(range(3)), "c1", rebuild=False)
+    plan = plan_index(roundtrip(first), keyframes(range(1, 5)), "c1", rebuild=False)
+    assert plan_metadata(plan, "added_rows", tmp_path / "search.npz") == {
+        "added_rows": 8,
+        "removed_rows": 4,
+        "indexed_rows": 16,
+        "rebuilt": None,
+        "saved": True,
+        "manifest": str(tmp_path / "search.npz"),
+    }
+    assert plan_metadata(first, "searched_rows", tmp_path)["rebuilt"] == "no saved index"

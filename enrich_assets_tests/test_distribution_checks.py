@@ -12,6 +12,7 @@ from enrich_assets.enrich.curation.distribution_checks import (
     check_class_shares,
     check_distribution,
     detection_hits,
+    report_distribution,
 )
 from enrich_assets.enrich.rules import Severity
 from enrich_assets.infra.schema import pipeline_config
@@ -145,3 +146,24 @@ def test_check_distribution_runs_every_check_and_settings_match_pipeline_yaml():
         "task_objects_detected": True,
     }
     assert len(check_distribution(tasks, caps, None, VOCABULARY, settings)) == 2
+
+
+def test_report_distribution_skips_what_the_tables_lack():
+    tables = {
+        "episode_manifest": manifest([CUBE_TASK]),
+        "ai_caption": captions({0: cube_captions(0, 5)}),
+        "ai_detections": detections({0: [["robot gripper"]] * 5}),
+    }
+    settings = DistributionSettings()
+    found = {o.rule: o.passed for o in report_distribution(tables, VOCABULARY, settings)}
+    assert found == {
+        "task_objects_in_captions": True,
+        "caption_variety": True,
+        "task_objects_detected": False,  # neither cube nor bowl ever detected
+    }
+    no_detections = {**tables, "ai_detections": pl.DataFrame()}
+    rules = [o.rule for o in report_distribution(no_detections, VOCABULARY, settings)]
+    assert rules == ["task_objects_in_captions", "caption_variety"]
+    assert report_distribution({**tables, "ai_caption": pl.DataFrame()}, VOCABULARY, settings) == []
+    no_manifest = {**tables, "episode_manifest": pl.DataFrame()}
+    assert report_distribution(no_manifest, VOCABULARY, settings) == []

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from enrich_assets.enrich.curation.plots import (
+    bar_png,
     cluster_sizes_png,
     duplicate_groups_png,
     embedding_map_png,
@@ -72,6 +73,8 @@ def test_charts() -> None:
         histogram_png(np.array([np.nan]), "quality", "score")
     with pytest.raises(ValueError, match="cluster sizes"):
         cluster_sizes_png(np.array([], np.int64))
+    bars = np.asarray(decoded(bar_png(np.array([3, 0, 9]), "sizes", "cluster")).convert("RGB"))
+    assert bars.shape == (*FIGURE_SIZE[::-1], 3) and (bars != 255).any()
 
 
 def colour(rgb: tuple[int, int, int]) -> np.ndarray:

@@ -10,10 +10,10 @@ kept in the `golden_scores` table, which is the history the gate compares agains
 
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
 from enrich_assets.defs import episode, language, vision, vlm_resource
@@ -30,24 +30,21 @@ from enrich_assets.enrich.curation.caption_agreement import (
 )
 from enrich_assets.enrich.curation.distribution_checks import (
     DistributionSettings,
-    check_distribution,
+    report_distribution,
 )
-from enrich_assets.enrich.curation.golden_gate import check_golden_regression, load_gates
-from enrich_assets.enrich.curation.golden_metrics import load_metric_params, score_golden
+from enrich_assets.enrich.curation.golden_gate import RULE as GOLDEN_RULE
+from enrich_assets.enrich.curation.golden_gate import load_gates
+from enrich_assets.enrich.curation.golden_metrics import load_metric_params
+from enrich_assets.enrich.curation.golden_scores import GOLDEN_TABLE, score_version, version_summary
 from enrich_assets.enrich.curation.golden_set import golden_mismatches, load_golden_set
-from enrich_assets.enrich.curation.plots import (
-    cluster_sizes_png,
-    duplicate_groups_png,
-    embedding_map_png,
-    histogram_png,
-)
 from enrich_assets.enrich.curation.report import (
     REPORT_TABLES,
     build_validation_report,
     report_dir,
     write_validation_report,
 )
-from enrich_assets.enrich.curation.review_sample import KEYS, review_sample
+from enrich_assets.enrich.curation.report_plots import report_plots
+from enrich_assets.enrich.curation.review_sample import review_sample
 from enrich_assets.enrich.curation.review_sheet import review_rows, review_sheet_html
 from enrich_assets.enrich.rules import RuleOutcome
 from enrich_assets.enrich.vision.detections import load_vocabulary
@@ -55,17 +52,7 @@ from enrich_assets.infra.schema import pipeline_config, to_table
 from enrich_assets.models.registry import load_model_spec
 from enrich_assets.store.images import load_image
 
-GOLDEN_TABLE = "golden_scores"
-GOLDEN_RULE = "golden_set_regression"
-# which output each metric is measured on (GoldenScores.coverage is keyed by output)
-METRIC_OUTPUT = {
-    "detection_recall": "detections",
-    "detection_mean_iou": "detections",
-    "boundary_precision": "boundaries",
-    "boundary_recall": "boundaries",
-    "boundary_f1": "boundaries",
-    "caption_object_recall": "captions",
-}
+GOLDEN_OUTPUTS = ("ai_detections", "language_plan", "ai_caption")
 
 
 def pipeline_version() -> str:
@@ -92,56 +79,36 @@ def golden_set_score(
 ) -> dg.MaterializeResult:
     """Detection recall / IoU, subtask-boundary F1 and caption object recall on data/golden/,
     for every registered dataset the golden set was cut from; a regression blocks."""
-    golden = load_golden_set()
-    version = pipeline_version()
+    golden, version = load_golden_set(), pipeline_version()
     params, gates = load_metric_params(), load_gates()
     scored: dict[str, dict[str, float | None]] = {}
     skipped: dict[str, str] = {}
-    outcomes = []
+    failing: dict[str, str] = {}
     for dataset_id, root in sorted(pipeline.registry.load().items()):
         if not root.exists() or (problems := golden_mismatches(golden, root)):
             skipped[dataset_id] = problems[0] if root.exists() else "root missing"
             continue
-        catalog = pipeline.catalog
-        scores = score_golden(
-            golden,
-            catalog.read("ai_detections", dataset_id),
-            catalog.read("language_plan", dataset_id),
-            catalog.read("ai_caption", dataset_id),
-            params,
-        )
-        history = catalog.read(GOLDEN_TABLE, dataset_id)
-        earlier = (
-            list(history.select("pipeline_version", "metric", "value").iter_rows())
-            if history.height
-            else []
-        )
-        gate = check_golden_regression(earlier, version, scores.metrics, gates)
-        outcomes.append((dataset_id, gate))
-        now = {
-            "code_version": version,
-            "run_id": context.run.run_id,
-            "created_at": datetime.now(UTC),
-        }
-        rows = [
-            {
-                "dataset_id": dataset_id,
-                "episode_index": None,
-                "pipeline_version": version,
-                "metric": metric,
-                "value": value,
-                "covered": scores.coverage[METRIC_OUTPUT[metric]][0],
-                "total": scores.coverage[METRIC_OUTPUT[metric]][1],
-                "passed_gate": gate.passed,
-                **now,
-            }
-            for metric, value in scores.metrics.items()
-        ]
-        catalog.write(GOLDEN_TABLE, dataset_id, version, to_table(GOLDEN_TABLE, rows))
-        scored[dataset_id] = scores.metrics
-        context.log.info(f"golden set, {dataset_id} @ {version}: {gate.message}")
-    failing = {d: o.message for d, o in outcomes if not o.passed}
-    metadata = {
+        outputs = {t: pipeline.catalog.read(t, dataset_id) for t in GOLDEN_OUTPUTS}
+        history = pipeline.catalog.read(GOLDEN_TABLE, dataset_id)
+        provenance = {"code_version": version, "run_id": context.run.run_id}
+        provenance["created_at"] = datetime.now(UTC)
+        run = score_version(dataset_id, golden, outputs, history, params, gates, provenance)
+        table = to_table(GOLDEN_TABLE, run.rows)
+        pipeline.catalog.write(GOLDEN_TABLE, dataset_id, version, table)
+        scored[dataset_id] = run.metrics
+        if not run.gate.passed:
+            failing[dataset_id] = run.gate.message
+        context.log.info(f"golden set, {dataset_id} @ {version}: {run.gate.message}")
+    return dg.MaterializeResult(
+        metadata=_golden_metadata(version, scored, skipped),
+        check_results=[_golden_check(version, failing, len(scored))],
+    )
+
+
+def _golden_metadata(
+    version: str, scored: dict[str, dict[str, float | None]], skipped: dict[str, str]
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
         "pipeline_version": version,
         "datasets_scored": len(scored),
         "skipped": dg.MetadataValue.json(skipped),
@@ -150,18 +117,17 @@ def golden_set_score(
     # one dataset's figures as plain numbers, so the UI plots them across versions
     for metrics in list(scored.values())[:1]:
         metadata.update({m: v for m, v in metrics.items() if v is not None})
-    return dg.MaterializeResult(
-        metadata=metadata,
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=GOLDEN_RULE,
-                passed=not failing,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description="; ".join(f"{d}: {m}" for d, m in failing.items())
-                or f"no regression ({len(scored)} dataset(s) scored)",
-                metadata={"failing": dg.MetadataValue.json(failing), "version": version},
-            )
-        ],
+    return metadata
+
+
+def _golden_check(version: str, failing: dict[str, str], scored: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=GOLDEN_RULE,
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(f"{d}: {m}" for d, m in failing.items())
+        or f"no regression ({scored} dataset(s) scored)",
+        metadata={"failing": dg.MetadataValue.json(failing), "version": version},
     )
 
 
@@ -194,34 +160,21 @@ def validation_report(
     written: dict[str, str] = {}
     metadata: dict[str, Any] = {"pipeline_version": version}
     outcomes: dict[str, list[tuple[str, RuleOutcome]]] = {rule: [] for rule in REPORT_CHECKS}
-    agreement_settings = AgreementSettings(**pipeline_config("caption_agreement"))
     for dataset_id, root in sorted(pipeline.registry.load().items()):
         if not root.exists():
             continue
         tables = {t: pipeline.catalog.read(t, dataset_id) for t in REPORT_TABLES}
         if tables["keyframes"].height == 0:
             continue
-        checks = _distribution(dataset_id, tables)
-        agreement = _agreement(pipeline, tables, agreement_settings)
-        if agreement is not None:
-            limit = agreement_settings.max_flagged_share
-            checks.append(check_caption_agreement(agreement, limit))
+        checks, out = _dataset_report(pipeline, dataset_id, root, version, tables)
         for o in checks:
             outcomes[o.rule].append((dataset_id, o))
-        sample = review_sample(tables["keyframes"], tables["ai_semantic_cluster"])
-        html = review_sheet_html(
-            review_rows(sample, tables),
-            lambda path: load_image(pipeline.artifact_dir, path),
-            dataset_id,
-            version,
-        )
-        figures = agreement.figures() if agreement is not None else None
-        report = build_validation_report(dataset_id, version, tables, figures, sample)
-        report["golden"] = _golden_rows(pipeline, dataset_id, version)
-        out = write_validation_report(report_dir(root, version), report, html)
         written[dataset_id] = str(out)
         if len(written) == 1:  # the UI shows one dataset's plots; the files have them all
-            metadata.update(_plots(pipeline, dataset_id, tables))
+            embedding = pipeline.catalog.read("ai_embedding", dataset_id)
+            plots = report_plots(tables, embedding, lambda p: load_image(pipeline.artifact_dir, p))
+            for name, png in plots.items():
+                metadata |= png_metadata(pipeline.artifact_dir, name, png)
     metadata["reports"] = dg.MetadataValue.json(written)
     return dg.MaterializeResult(
         metadata=metadata,
@@ -229,18 +182,32 @@ def validation_report(
     )
 
 
-def _distribution(dataset_id: str, tables: dict[str, pl.DataFrame]) -> list[RuleOutcome]:
-    if tables["ai_caption"].height == 0 or tables["episode_manifest"].height == 0:
-        return []
-    detections = tables["ai_detections"] if tables["ai_detections"].height else None
-    settings = DistributionSettings(**pipeline_config("distribution"))
-    return check_distribution(
-        tables["episode_manifest"],
-        tables["ai_caption"],
-        detections,
-        load_vocabulary(dataset_id),
-        settings,
+def _dataset_report(
+    pipeline: PipelineResource,
+    dataset_id: str,
+    root: Path,
+    version: str,
+    tables: dict[str, pl.DataFrame],
+) -> tuple[list[RuleOutcome], Path]:
+    """One dataset's checks and report files (JSON + review sheet); the report's folder."""
+    distribution = DistributionSettings(**pipeline_config("distribution"))
+    checks = report_distribution(tables, load_vocabulary(dataset_id), distribution)
+    agreement_settings = AgreementSettings(**pipeline_config("caption_agreement"))
+    agreement = _agreement(pipeline, tables, agreement_settings)
+    if agreement is not None:
+        checks.append(check_caption_agreement(agreement, agreement_settings.max_flagged_share))
+    sample = review_sample(tables["keyframes"], tables["ai_semantic_cluster"])
+    html = review_sheet_html(
+        review_rows(sample, tables),
+        lambda path: load_image(pipeline.artifact_dir, path),
+        dataset_id,
+        version,
     )
+    figures = agreement.figures() if agreement is not None else None
+    report = build_validation_report(dataset_id, version, tables, figures, sample)
+    golden = pipeline.catalog.read(GOLDEN_TABLE, dataset_id, f"pipeline_version = '{version}'")
+    report["golden"] = version_summary(golden)
+    return checks, write_validation_report(report_dir(root, version), report, html)
 
 
 def _agreement(
@@ -288,48 +255,3 @@ def _check_result(rule: str, found: list[tuple[str, RuleOutcome]]) -> dg.AssetCh
         description=description,
         metadata={"datasets_checked": len(found), "failing": dg.MetadataValue.json(failing)},
     )
-
-
-def _golden_rows(pipeline: PipelineResource, dataset_id: str, version: str) -> dict | None:
-    rows = pipeline.catalog.read(GOLDEN_TABLE, dataset_id, f"pipeline_version = '{version}'")
-    if rows.height == 0:
-        return None
-    return {
-        "passed_gate": bool(rows["passed_gate"].all()),
-        "metrics": dict(zip(rows["metric"], rows["value"], strict=True)),
-    }
-
-
-def _plots(
-    pipeline: PipelineResource, dataset_id: str, tables: dict[str, pl.DataFrame]
-) -> dict[str, dg.MetadataValue]:
-    """Embedding map by cluster, cluster sizes, quality histogram, duplicate-group examples."""
-    art = pipeline.artifact_dir
-    plots: dict[str, dg.MetadataValue] = {}
-    quality = tables["tech_quality"]
-    if quality.height:
-        scores = quality["tech_quality_score"].to_numpy()
-        png = histogram_png(scores, "keyframe quality", "tech_quality_score", value_range=(0, 1))
-        plots |= png_metadata(art, "quality_histogram", png)
-    clusters = tables["ai_semantic_cluster"]
-    embedding = pipeline.catalog.read("ai_embedding", dataset_id)
-    if clusters.height and embedding.height:
-        joined = embedding.join(clusters, on=KEYS)
-        matrix = np.asarray(joined["ai_embedding"].to_list(), np.float32)
-        labels = joined["ai_cluster_id"].to_numpy()
-        plots |= png_metadata(art, "embedding_map", embedding_map_png(matrix, labels))
-        plots |= png_metadata(art, "cluster_sizes", cluster_sizes_png(labels))
-    dups = tables["ai_near_duplicates"]
-    if dups.height and (dups["ai_dup_group"] >= 0).any():
-        paths = tables["keyframes"].select(*KEYS, "tech_image_path")
-        grouped = dups.filter(pl.col("ai_dup_group") >= 0).join(paths, on=KEYS)
-        largest = grouped["ai_dup_group"].value_counts(sort=True).head(4)["ai_dup_group"]
-        groups = [
-            [
-                load_image(art, p)
-                for p in grouped.filter(pl.col("ai_dup_group") == g)["tech_image_path"].head(4)
-            ]
-            for g in largest
-        ]
-        plots |= png_metadata(art, "duplicate_groups", duplicate_groups_png(groups))
-    return plots

@@ -20,42 +20,40 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from enrich_assets.datasets.lerobot.reader import read_frames
 from enrich_assets.defs.jobs import DERIVED_GROUP
-from enrich_assets.defs.metadata import image_metadata
+from enrich_assets.defs.metadata import png_metadata
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.defs.vision import ai_embedding
-from enrich_assets.enrich.derived.clusters import (
-    ClusterConfig,
-    ClusterModel,
-    assign_clusters,
-    check_cluster_balance,
-    drift,
-    fit_clusters,
-    needs_recluster,
+from enrich_assets.enrich.curation.plots import bar_png
+from enrich_assets.enrich.derived.catalog_frame import frame_table
+from enrich_assets.enrich.derived.cluster_labels import (
+    cluster_sizes,
+    label_keyframes,
+    labels_metadata,
 )
-from enrich_assets.enrich.derived.diversity import (
-    episode_diversity,
-    episode_sums,
-    percentile,
-    repeated_demonstrations,
-    trajectory_features,
+from enrich_assets.enrich.derived.clusters import ClusterConfig, ClusterModel, check_cluster_balance
+from enrich_assets.enrich.derived.diversity_table import (
+    TRAJECTORY_COLUMNS,
+    diversity_table,
+    state_action,
 )
-from enrich_assets.enrich.derived.index_plan import KEYS, IndexPlan, plan_index
+from enrich_assets.enrich.derived.duplicate_rows import (
+    add_keyframes,
+    duplicate_rows,
+    summarize_duplicates,
+)
+from enrich_assets.enrich.derived.embeddings import embedding_config
+from enrich_assets.enrich.derived.embeddings import embedding_matrix as align_embeddings
+from enrich_assets.enrich.derived.index_plan import KEYS, IndexPlan, plan_index, plan_metadata
 from enrich_assets.enrich.derived.keyframe_search import index_dir
-from enrich_assets.enrich.derived.near_duplicates import (
-    DEFAULT_THRESHOLD,
-    NearDuplicateIndex,
-    episode_duplicates,
-    keyframe_duplicates,
-)
+from enrich_assets.enrich.derived.near_duplicates import DEFAULT_THRESHOLD, NearDuplicateIndex
 from enrich_assets.enrich.derived.near_duplicates import STEM as NEAR_DUPLICATES_STEM
 from enrich_assets.enrich.derived.search_index import STEM as SEARCH_STEM
 from enrich_assets.enrich.derived.search_index import load_search_index, save_search_index
 from enrich_assets.infra.files import file_lock, write_bytes_atomic
-from enrich_assets.infra.schema import config_hash, table_schema
+from enrich_assets.infra.schema import config_hash
 from enrich_assets.store.vector_index import IndexParams, KeyframeIndex, has_saved_index
 
 CODE_VERSION = "2"
@@ -95,16 +93,7 @@ def embedding_matrix(pipeline: PipelineResource, dataset_id: str, keys: pl.DataF
         )
         for e in episodes
     ]
-    vectors = keys.select(KEYS).join(pl.concat(parts), on=KEYS, how="left", maintain_order="left")
-    vectors = vectors["ai_embedding"]
-    if vectors.null_count() or vectors.list.len().n_unique() != 1:
-        raise ValueError(f"{dataset_id}: ai_embedding rows are missing or of different widths")
-    return vectors.explode().to_numpy().astype(np.float32).reshape(len(keys), -1)
-
-
-def embedding_config(keys: pl.DataFrame) -> str:
-    """What the dataset's embeddings are: their code_versions (model, weights, preprocessing)."""
-    return config_hash(sorted(keys["code_version"].unique().to_list()))
+    return align_embeddings(dataset_id, keys, pl.concat(parts))
 
 
 def write_frame(
@@ -114,28 +103,15 @@ def write_frame(
     dataset_id: str,
     frame: pl.DataFrame,
 ) -> None:
-    """Replace the dataset's part of `table` with `frame` plus provenance, cast to the schema.
-
-    Columnar throughout (no row dicts): a million keyframes write in about a second.
-    """
-    schema = table_schema(table)
+    """Replace the dataset's part of `table` with `frame` plus provenance, cast to the schema."""
     provenance = {
         "dataset_id": dataset_id,
         "code_version": context.assets_def.code_versions_by_key.get(context.asset_key) or "",
         "run_id": context.run.run_id,
         "created_at": datetime.now(UTC),
     }
-    data = frame.with_columns(**{k: pl.lit(v) for k, v in provenance.items()}).to_arrow()
-    missing = [
-        n for n in schema.names if n not in data.column_names and n not in ("frame_index", "camera")
-    ]
-    if missing:
-        raise RuntimeError(f"rows for {table} lack declared columns {missing}")
-    columns = [
-        data[f.name].cast(f.type) if f.name in data.column_names else pa.nulls(len(data), f.type)
-        for f in schema
-    ]
-    pipeline.catalog.write(table, dataset_id, PART, pa.Table.from_arrays(columns, schema=schema))
+    frame = frame.with_columns(**{k: pl.lit(v) for k, v in provenance.items()})
+    pipeline.catalog.write(table, dataset_id, PART, frame_table(table, frame))
 
 
 @dataclass
@@ -196,60 +172,7 @@ def index_update(
         yield (saved[0] if saved and not plan.rebuild else None), plan
 
 
-def index_metadata(plan: IndexPlan, searched: str, path: Path) -> dict[str, Any]:
-    """What an index run did, per dataset: `searched` names the count of rows it added."""
-    return {
-        searched: plan.new.height,
-        "removed_rows": int(plan.gone.size),
-        "indexed_rows": plan.rows.height,
-        "rebuilt": plan.rebuild or None,
-        "saved": plan.changed,
-        "manifest": str(path),
-    }
-
-
-def bar_chart(values: np.ndarray, height: int = 120, bar: int = 8) -> np.ndarray:
-    """A plain bar chart (uint8 RGB), e.g. cluster sizes, for the UI's metadata panel."""
-    values = np.asarray(values, np.float64)
-    top = values.max() if values.size and values.max() > 0 else 1.0
-    image = np.full((height, max(1, len(values)) * bar, 3), 255, np.uint8)
-    for i, v in enumerate(values):
-        h = int(round(v / top * (height - 4)))
-        image[height - h :, i * bar + 1 : (i + 1) * bar - 1] = (70, 110, 180)
-    return image
-
-
 CLUSTER_CONFIG = ClusterConfig()
-LABELS_SCHEMA = {
-    "episode_index": pl.Int64,
-    "camera": pl.String,
-    "frame_index": pl.Int64,
-    "ai_cluster_id": pl.Int64,
-    "ai_cluster_distance": pl.Float32,
-    "ai_cluster_version": pl.String,
-}
-
-
-def refit_reason(model: ClusterModel | None, embeddings: str, rebuild: bool) -> str:
-    """Why the stored cluster model cannot label new keyframes as it is ("" when it can)."""
-    if rebuild:
-        return "requested"
-    if model is None:
-        return "no saved model"
-    if model.fitted_on != embeddings:
-        return "embedding config changed"
-    return ""
-
-
-def kept_labels(
-    pipeline: PipelineResource, dataset_id: str, keys: pl.DataFrame, model: ClusterModel
-) -> pl.DataFrame:
-    """Last run's labels of keyframes still present, given by this model version."""
-    previous = pipeline.catalog.read_part("ai_semantic_cluster", dataset_id, PART)
-    if not previous.height:
-        return pl.DataFrame(schema=LABELS_SCHEMA)
-    previous = previous.filter(pl.col("ai_cluster_version") == model.version)
-    return previous.select(list(LABELS_SCHEMA)).cast(LABELS_SCHEMA).join(keys, on=KEYS, how="semi")
 
 
 @dg.asset(
@@ -272,58 +195,31 @@ def ai_semantic_cluster(
             return DatasetResult({"skipped": "fewer than 2 keyframes"})
         directory = derived_dir(pipeline.settings.data_dir, "clusters", dataset_id)
         path = directory / "model.npz"
-        embeddings = embedding_config(keys)
         directory.mkdir(parents=True, exist_ok=True)
         with file_lock(directory / ".init.lock"):
             model = ClusterModel.from_bytes(path.read_bytes()) if path.is_file() else None
-            previous_version = model and model.version
-            refit = refit_reason(model, embeddings, config.rebuild)
-            kept = pl.DataFrame(schema=LABELS_SCHEMA)
-            if not refit:
-                kept = kept_labels(pipeline, dataset_id, keys, model)
-            fresh = keys.select(KEYS).join(kept, on=KEYS, how="anti")
-            labels, distance = np.empty(0, np.int64), np.empty(0, np.float32)
-            drifted = None  # the new keyframes' drift from the stored model
-            if fresh.height and not refit:
-                matrix = embedding_matrix(pipeline, dataset_id, fresh)
-                labels, distance = assign_clusters(model, matrix)
-                drifted = round(drift(model, distance), 4)
-                refit = "drift" if needs_recluster(model, distance) else ""
-            if refit:
-                kept, fresh = kept.clear(), keys.select(KEYS)
-                matrix = embedding_matrix(pipeline, dataset_id, fresh)
-                model = fit_clusters(matrix, CLUSTER_CONFIG, fitted_on=embeddings)
-                labels, distance = assign_clusters(model, matrix)
-                write_bytes_atomic(path, model.to_bytes())
-            fresh = fresh.with_columns(
-                ai_cluster_id=pl.Series(labels, dtype=pl.Int64),
-                ai_cluster_distance=pl.Series(distance, dtype=pl.Float32),
-                ai_cluster_version=pl.lit(model.version),
+            labelled = label_keyframes(
+                model,
+                pipeline.catalog.read_part("ai_semantic_cluster", dataset_id, PART),
+                keys,
+                lambda fresh: embedding_matrix(pipeline, dataset_id, fresh),
+                embedding_config(keys),
+                config.rebuild,
+                CLUSTER_CONFIG,
             )
-            frame = pl.concat([kept, fresh]).sort(KEYS)
-            write_frame(context, pipeline, "ai_semantic_cluster", dataset_id, frame)
-        every = frame["ai_cluster_id"].to_numpy()
-        sizes.append(np.bincount(every[every >= 0], minlength=len(model.centroids)))
-        balance = check_cluster_balance(every)
-        return DatasetResult(
-            {
-                "version": model.version,
-                "refit": refit or None,
-                "previous_version": previous_version if refit else None,
-                "assigned_rows": fresh.height,
-                "drift": drifted,
-                "clusters": len(model.centroids),
-                "model_path": str(path),
-            },
-            "" if balance.passed else balance.message,
-        )
+            if labelled.refit:
+                write_bytes_atomic(path, labelled.model.to_bytes())
+            write_frame(context, pipeline, "ai_semantic_cluster", dataset_id, labelled.frame)
+        sizes.append(cluster_sizes(labelled))
+        balance = check_cluster_balance(labelled.frame["ai_cluster_id"].to_numpy())
+        metadata = {**labels_metadata(labelled, model), "model_path": str(path)}
+        return DatasetResult(metadata, "" if balance.passed else balance.message)
 
     def chart() -> dict[str, Any]:
         if not sizes:
             return {}
-        return image_metadata(
-            pipeline.artifact_dir, "cluster_sizes", bar_chart(np.concatenate(sizes))
-        )
+        png = bar_png(np.concatenate(sizes), "cluster sizes", "cluster")
+        return png_metadata(pipeline.artifact_dir, "cluster_sizes", png)
 
     return over_datasets(
         pipeline,
@@ -336,42 +232,11 @@ def ai_semantic_cluster(
 
 
 INDEX_PARAMS = IndexParams()
-NEAR_DUP_THRESHOLD = DEFAULT_THRESHOLD
-MAX_DUPLICATE_EPISODE_SHARE = 0.5  # more flagged than this: the threshold or the model is off
-
-
-def duplicate_rows(nd: NearDuplicateIndex, rows: pl.DataFrame) -> pl.DataFrame:
-    """The ai_near_duplicates rows of every indexed keyframe (`rows`: id + keys)."""
-    kf = keyframe_duplicates(nd)
-    ep = episode_duplicates(nd)
-    target = rows.select(
-        pl.col("id").alias("dup_of"),
-        pl.col("episode_index").alias("ai_dup_of_episode"),
-        pl.col("camera").alias("ai_dup_of_camera"),
-        pl.col("frame_index").alias("ai_dup_of_frame"),
-    )
-    of_episode = pl.col("of_episode")
-    episodes = pl.DataFrame(
-        {"episode_index": ep.episodes, "of_episode": ep.dup_of, "share": ep.fraction}
-    ).select(
-        "episode_index",
-        ai_is_duplicate_episode=of_episode >= 0,
-        ai_duplicate_of_episode=pl.when(of_episode >= 0).then(of_episode),
-        ai_duplicate_episode_share="share",
-    )
-    groups = pl.DataFrame({"id": kf.ids, "ai_dup_group": kf.group, "dup_of": kf.dup_of})
-    return (
-        rows.join(groups, on="id")
-        .join(target, on="dup_of", how="left")
-        .join(episodes, on="episode_index", how="left")
-        .drop("id", "dup_of")
-        .sort(KEYS)
-    )
 
 
 @dg.asset(
     deps=[ai_embedding],
-    code_version=config_hash(CODE_VERSION, NEAR_DUP_THRESHOLD, INDEX_PARAMS),
+    code_version=config_hash(CODE_VERSION, DEFAULT_THRESHOLD, INDEX_PARAMS),
     check_specs=[dg.AssetCheckSpec("duplicate_episode_share", asset="ai_near_duplicates")],
     group_name=DERIVED_GROUP,
     kinds={"faiss", "duckdb"},
@@ -384,35 +249,28 @@ def ai_near_duplicates(
 
     def run(dataset_id: str, keys: pl.DataFrame) -> DatasetResult:
         directory = derived_dir(pipeline.settings.data_dir, "near_duplicates", dataset_id)
-        index_config = config_hash(embedding_config(keys), NEAR_DUP_THRESHOLD, INDEX_PARAMS)
+        index_config = config_hash(embedding_config(keys), DEFAULT_THRESHOLD, INDEX_PARAMS)
         load = NearDuplicateIndex.load
         with index_update(
             directory, NEAR_DUPLICATES_STEM, load, keys, index_config, config.rebuild
         ) as (nd, plan):
-            nd = nd or NearDuplicateIndex(NEAR_DUP_THRESHOLD, INDEX_PARAMS)
+            nd = nd or NearDuplicateIndex(DEFAULT_THRESHOLD, INDEX_PARAMS)
             nd.remove(plan.gone)
             if plan.new.height:
-                episodes = plan.new["episode_index"].to_numpy()
-                order = episodes * 1_000_000 + plan.new["frame_index"].to_numpy()
-                x = embedding_matrix(pipeline, dataset_id, plan.new)
-                nd.add(x, plan.new["id"].to_numpy(), episodes, order)
+                add_keyframes(nd, plan.new, embedding_matrix(pipeline, dataset_id, plan.new))
             frame = duplicate_rows(nd, plan.rows)
             write_frame(context, pipeline, "ai_near_duplicates", dataset_id, frame)
             if plan.changed:  # after the rows: a crash in between repeats this increment
                 nd.save(directory, **plan.manifest())
-        episodes = frame.unique("episode_index")
-        flagged = episodes.filter("ai_is_duplicate_episode")["episode_index"].sort().to_list()
-        failure = ""
-        if len(flagged) > MAX_DUPLICATE_EPISODE_SHARE * episodes.height:
-            failure = f"{len(flagged)} of {episodes.height} episodes flagged"
+        summary = summarize_duplicates(frame)
         return DatasetResult(
             {
-                **index_metadata(plan, "searched_rows", directory / f"{NEAR_DUPLICATES_STEM}.npz"),
-                "duplicate_keyframes": int(frame["ai_dup_of_episode"].is_not_null().sum()),
-                "groups": frame.filter(pl.col("ai_dup_group") >= 0)["ai_dup_group"].n_unique(),
-                "duplicate_episodes": flagged,
+                **plan_metadata(plan, "searched_rows", directory / f"{NEAR_DUPLICATES_STEM}.npz"),
+                "duplicate_keyframes": summary.duplicate_keyframes,
+                "groups": summary.groups,
+                "duplicate_episodes": summary.duplicate_episodes,
             },
-            failure,
+            summary.failure,
         )
 
     return over_datasets(
@@ -424,21 +282,20 @@ def ai_near_duplicates(
     )
 
 
-def trajectories(pipeline: PipelineResource, dataset_id: str, ids: np.ndarray) -> np.ndarray | None:
-    """observation.state and action side by side per episode, or None when a dataset lacks them."""
+def state_actions(
+    pipeline: PipelineResource, dataset_id: str, episodes: list[int]
+) -> list[np.ndarray] | None:
+    """Each episode's observation.state and action side by side, or None when a dataset lacks
+    them (the first episode without them ends the reading)."""
     sequences = []
-    for episode_index in ids.tolist():
-        table = read_frames(
-            pipeline.episode(dataset_id, episode_index), ("observation.state", "action")
+    for episode_index in episodes:
+        sequence = state_action(
+            read_frames(pipeline.episode(dataset_id, episode_index), TRAJECTORY_COLUMNS)
         )
-        if not {"observation.state", "action"} <= set(table.column_names):
+        if sequence is None:
             return None
-        parts = [
-            np.asarray(table.column(c).to_pylist(), np.float32)
-            for c in ("observation.state", "action")
-        ]
-        sequences.append(np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1))
-    return trajectory_features(sequences)
+        sequences.append(sequence)
+    return sequences
 
 
 @dg.asset(
@@ -456,38 +313,11 @@ def ai_episode_diversity(
 
     def run(dataset_id: str, keys: pl.DataFrame) -> DatasetResult:
         matrix = embedding_matrix(pipeline, dataset_id, keys)
-        episodes = keys["episode_index"].to_numpy()
-        ids, diversity = episode_diversity(matrix, episodes)
-        _, sums, _ = episode_sums(matrix, episodes)
-        traj = trajectories(pipeline, dataset_id, ids) if len(ids) > 1 else None
-        best: dict[int, tuple[int, float]] = {}
-        if traj is not None:
-            pairs = repeated_demonstrations(sums, traj)
-            for a, b, s in zip(pairs.a, pairs.b, pairs.similarity, strict=True):  # best first
-                best.setdefault(int(a), (int(b), float(s)))
-                best.setdefault(int(b), (int(a), float(s)))
-        rows = [
-            {
-                "episode_index": int(e),
-                "ai_diversity": float(d),
-                "ai_diversity_percentile": float(p),
-                "ai_repeat_of_episode": int(ids[best[i][0]]) if i in best else None,
-                "ai_repeat_similarity": best[i][1] if i in best else None,
-            }
-            for i, (e, d, p) in enumerate(zip(ids, diversity, percentile(diversity), strict=True))
-        ]
-        frame = pl.DataFrame(rows, infer_schema_length=None)
-        write_frame(context, pipeline, "ai_episode_diversity", dataset_id, frame)
-        finite = diversity[np.isfinite(diversity)]
-        bad = ((finite < -1e-4) | (finite > 2 + 1e-4)).any()
-        return DatasetResult(
-            {
-                "episodes": len(ids),
-                "mean_diversity": round(float(finite.mean()), 4) if finite.size else None,
-                "trajectories": traj is not None,
-            },
-            "diversity outside [0, 2]" if bad else "",
-        )
+        episodes = keys["episode_index"].unique().sort().to_list()
+        sequences = state_actions(pipeline, dataset_id, episodes) if len(episodes) > 1 else None
+        table = diversity_table(matrix, keys["episode_index"].to_numpy(), sequences)
+        write_frame(context, pipeline, "ai_episode_diversity", dataset_id, table.frame)
+        return DatasetResult(table.metadata, table.failure)
 
     return over_datasets(pipeline, "diversity_range", run)
 
@@ -527,7 +357,7 @@ def ai_search_index(
         failure = ""
         if not index.ntotal == plan.rows.height == keys.height:
             failure = f"index holds {index.ntotal} rows, the catalog {keys.height} keyframes"
-        return DatasetResult(index_metadata(plan, "added_rows", manifest), failure)
+        return DatasetResult(plan_metadata(plan, "added_rows", manifest), failure)
 
     return over_datasets(
         pipeline, "search_index_complete", run, totals=("added_rows", "indexed_rows")

@@ -14,6 +14,7 @@ from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.defs.episode import keyframes
 from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.resources import PipelineResource
+from enrich_assets.enrich.derived.near_duplicates import DEFAULT_THRESHOLD
 from enrich_assets.enrich.rules import Severity
 from enrich_assets.enrich.vision.depth import check_depth, depth_kind, depth_stats, encode_depth
 from enrich_assets.enrich.vision.detections import (
@@ -117,7 +118,7 @@ DETECTION_RULES = dict.fromkeys(
     Severity.ERROR,
 )
 DEPTH_RULES = dict.fromkeys(["depth_shape", "depth_finite", "depth_positive"], Severity.ERROR)
-NEAR_DUP_THRESHOLD = 0.95
+NEAR_DUP_THRESHOLD = DEFAULT_THRESHOLD  # schemas/pipeline.yaml near_duplicates
 
 
 @episode_asset(

@@ -148,3 +148,16 @@ def check_distribution(
             check_class_shares("task_objects_detected", shares, settings.min_detection_share)
         )
     return outcomes
+
+
+def report_distribution(
+    tables: Mapping[str, pl.DataFrame], vocabulary: Sequence[str], settings: DistributionSettings
+) -> list[RuleOutcome]:
+    """The validation report's distribution checks over one dataset's catalog tables: none
+    without captions or a manifest, the detection check only where detections exist."""
+    if tables["ai_caption"].height == 0 or tables["episode_manifest"].height == 0:
+        return []
+    detections = tables["ai_detections"] if tables["ai_detections"].height else None
+    return check_distribution(
+        tables["episode_manifest"], tables["ai_caption"], detections, vocabulary, settings
+    )

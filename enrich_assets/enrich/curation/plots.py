@@ -96,19 +96,38 @@ def embedding_map_png(
     return _figure_png(figure)
 
 
+def bar_png(
+    values: np.ndarray,
+    title: str,
+    xlabel: str,
+    colours: Sequence[str | tuple[float, ...]] | None = None,
+    names: Sequence[str] | None = None,
+) -> bytes:
+    """Keyframes per bar, in the given order (ticks named when `names` are few enough)."""
+    values = np.asarray(values)
+    at = np.arange(len(values))
+    figure, ax = _axes(title)
+    ax.bar(at, values, color=list(colours) if colours is not None else PALETTE(0))
+    names = names if names is not None and len(values) <= 30 else [""] * len(values)
+    ax.set_xticks(at, names)
+    ax.set_xlabel(xlabel, fontsize=7)
+    ax.set_ylabel("keyframes", fontsize=7)
+    return _figure_png(figure)
+
+
 def cluster_sizes_png(clusters: np.ndarray) -> bytes:
     """Keyframes per cluster id, largest first (noise grey)."""
     labels, counts = np.unique(np.asarray(clusters), return_counts=True)
     if len(labels) == 0:
         raise ValueError("cluster sizes: no cluster ids")
     order = np.argsort(-counts, kind="stable")
-    figure, ax = _axes(f"cluster sizes ({len(labels)} clusters)")
-    ax.bar(np.arange(len(order)), counts[order], color=[_colour(labels[i]) for i in order])
-    names = ["noise" if labels[i] == NOISE else str(labels[i]) for i in order]
-    ax.set_xticks(np.arange(len(order)), names if len(order) <= 30 else [""] * len(order))
-    ax.set_xlabel("cluster", fontsize=7)
-    ax.set_ylabel("keyframes", fontsize=7)
-    return _figure_png(figure)
+    return bar_png(
+        counts[order],
+        f"cluster sizes ({len(labels)} clusters)",
+        "cluster",
+        [_colour(labels[i]) for i in order],
+        ["noise" if labels[i] == NOISE else str(labels[i]) for i in order],
+    )
 
 
 def histogram_png(

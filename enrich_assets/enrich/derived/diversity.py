@@ -154,11 +154,14 @@ def _knn_pairs(index: faiss.Index, x: np.ndarray, k: int) -> np.ndarray:
 
 
 def most_similar_episode(pairs: EpisodePairs, n_episodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per episode position: its most similar candidate (-1 when none) and that similarity."""
+    """Per episode position: its most similar candidate (-1 when none) and that similarity.
+    The pairs come most similar first, so an episode's first pair is its best (ties: the
+    earlier pair)."""
     me = np.concatenate([pairs.a, pairs.b])
     other = np.concatenate([pairs.b, pairs.a])
     score = np.concatenate([pairs.similarity, pairs.similarity])
-    best = np.lexsort((-score, me))
+    rank = np.tile(np.arange(len(pairs.a)), 2)
+    best = np.lexsort((rank, me))
     _, first = np.unique(me[best], return_index=True)
     top = best[first]
     partner = np.full(n_episodes, -1, np.int64)

@@ -9,6 +9,8 @@ built under: a different config (another embedding model, threshold, ...) means 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -92,3 +94,15 @@ def plan_index(
 
 def _empty() -> pl.DataFrame:
     return pl.DataFrame(schema=ROWS_SCHEMA)
+
+
+def plan_metadata(plan: IndexPlan, added: str, manifest: Path) -> dict[str, Any]:
+    """What an index run did, for the UI: `added` names the count of rows it added."""
+    return {
+        added: plan.new.height,
+        "removed_rows": int(plan.gone.size),
+        "indexed_rows": plan.rows.height,
+        "rebuilt": plan.rebuild or None,
+        "saved": plan.changed,
+        "manifest": str(manifest),
+    }

@@ -16,9 +16,10 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from enrich_assets.infra.schema import pipeline_config
 from enrich_assets.store.vector_index import IndexParams, KeyframeIndex
 
-DEFAULT_THRESHOLD = 0.95
+DEFAULT_THRESHOLD: float = pipeline_config("near_duplicates")["threshold"]  # cosine
 EPISODE_DUP_FRACTION = 0.5
 STEM = "near_duplicates"  # file names of the saved state: near_duplicates.npz, ...
 
