@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from enrich_assets.enrich.language.captions import caption_keyframes  # noqa: E402
 from enrich_assets.enrich.language.frames import sample_positions  # noqa: E402
 from enrich_assets.enrich.language.interjections import run_interjections  # noqa: E402
+from enrich_assets.enrich.language.module import EpisodeInput  # noqa: E402
 from enrich_assets.enrich.language.plan import run_plan  # noqa: E402
 from enrich_assets.enrich.language.settings import LanguageSettings  # noqa: E402
 from enrich_assets.enrich.language.validator import blocking, validate_episode  # noqa: E402
@@ -76,11 +78,11 @@ def main() -> None:
     task = "Pick up the yellow bottle on the table."
 
     caption_keyframes(keys, fetch, task, client, settings, dup_of)
-    plan = run_plan(0, timestamps, fetch, cameras[0], task, client, settings)
-    inter = run_interjections(
-        0, timestamps, fetch, cameras[0], plan.task, plan.subtasks, client, settings
-    )
-    vqa = run_vqa(timestamps, fetch, cameras, plan.task, client, settings)
+    episode = EpisodeInput(0, timestamps, fetch, cameras, task, settings)
+    plan = run_plan(episode, client)
+    planned = replace(episode, task=plan.task, subtasks=plan.subtasks)
+    inter = run_interjections(planned, client)
+    vqa = run_vqa(planned, client)
     rows = {"plan": plan.rows, "interjections": inter.rows, "vqa": vqa.rows}
     errors = blocking(validate_episode(rows, timestamps, cameras))
 

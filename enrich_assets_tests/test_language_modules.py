@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from enrich_assets.enrich.language.interjections import run_interjections
+from enrich_assets.enrich.language.module import EpisodeInput, Subtask
 from enrich_assets.enrich.language.plan import (
-    Subtask,
     interjection_positions,
     run_plan,
     stitch_cover,
@@ -38,11 +38,11 @@ DEFAULTS = LanguageSettings()
 
 def run_all(timestamps, settings=DEFAULTS, client=None, task=TASK):
     client = client or ScriptedVLM()
-    plan = run_plan(0, timestamps, fetch, CAMERAS[0], task, client, settings)
-    inter = run_interjections(
-        0, timestamps, fetch, CAMERAS[0], plan.task, plan.subtasks, client, settings
-    )
-    vqa = run_vqa(timestamps, fetch, CAMERAS, plan.task, client, settings)
+    episode = EpisodeInput(0, timestamps, fetch, CAMERAS, task, settings)
+    plan = run_plan(episode, client)
+    planned = replace(episode, task=plan.task, subtasks=plan.subtasks)
+    inter = run_interjections(planned, client)
+    vqa = run_vqa(planned, client)
     return client, plan, inter, vqa
 
 
@@ -141,7 +141,8 @@ def test_failed_segment_call_gives_no_plan_and_a_warning():
 
 def test_an_episode_without_frames_is_refused():
     with pytest.raises(ValueError, match="episode 4 has no frames"):
-        run_plan(4, np.array([], np.float32), fetch, CAMERAS[0], TASK, ScriptedVLM(), DEFAULTS)
+        empty = EpisodeInput(4, np.array([], np.float32), fetch, CAMERAS, TASK, DEFAULTS)
+        run_plan(empty, ScriptedVLM())
 
 
 def test_interjection_positions_are_seeded_boundaries():
@@ -160,16 +161,10 @@ def test_interjection_positions_are_seeded_boundaries():
 def test_interjections_rerun_from_staged_plan_rows_gives_the_same_rows():
     ts = episode_timestamps(30)
     client, plan, inter, _ = run_all(ts)
-    again = run_interjections(
-        0,
-        ts,
-        fetch,
-        CAMERAS[0],
-        TASK,
-        subtasks_from_rows(plan.rows, ts),
-        client,
-        LanguageSettings(),
+    staged = EpisodeInput(
+        0, ts, fetch, CAMERAS, TASK, LanguageSettings(), subtasks_from_rows(plan.rows, ts)
     )
+    again = run_interjections(staged, client)
     assert again.rows == inter.rows
     speech = [r for r in inter.rows if r.style is None]
     assert speech[0].tool_calls[0]["function"] == {

@@ -7,14 +7,16 @@ from dataclasses import replace
 
 import pytest
 
-from enrich_assets.enrich.language.settings import (
-    MODULE_PROMPTS,
-    LanguageSettings,
-    language_prompt_hash,
-)
+from enrich_assets.enrich.language.captions import CAPTION_PROMPTS, CAPTION_SETTINGS
+from enrich_assets.enrich.language.registry import LANGUAGE_MODULES
+from enrich_assets.enrich.language.settings import LanguageSettings, language_prompt_hash
 from enrich_assets.infra.prompts import PROMPTS_DIR, load_prompt, prompt_hash
 
-NAMES = sorted({n for names in MODULE_PROMPTS.values() for n in names})
+MODULE_VERSIONS = {
+    "caption": (CAPTION_PROMPTS, CAPTION_SETTINGS),
+    **{name: (m.prompts, m.settings_keys) for name, m in LANGUAGE_MODULES.items()},
+}
+NAMES = sorted({n for prompts, _ in MODULE_VERSIONS.values() for n in prompts})
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -48,15 +50,14 @@ def test_hash_changes_with_text_examples_model_and_params(tmp_path):
 
 
 def test_module_hash_ignores_other_modules_settings():
+    def version(module: str, settings: LanguageSettings) -> str:
+        return language_prompt_hash(*MODULE_VERSIONS[module], "m", settings)
+
     s = LanguageSettings()
     faster_vqa = replace(s, vqa_hz=2.0)
-    assert language_prompt_hash("caption", "m", s) == language_prompt_hash(
-        "caption", "m", faster_vqa
-    )
-    assert language_prompt_hash("vqa", "m", s) != language_prompt_hash("vqa", "m", faster_vqa)
-    assert language_prompt_hash("plan", "m", s) != language_prompt_hash(
-        "plan", "m", replace(s, seed=1)
-    )
+    assert version("caption", s) == version("caption", faster_vqa)
+    assert version("vqa", s) != version("vqa", faster_vqa)
+    assert version("plan", s) != version("plan", replace(s, seed=1))
 
 
 def test_language_section_of_the_settings_file_overrides_defaults(tmp_path, monkeypatch):

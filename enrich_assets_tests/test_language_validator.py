@@ -15,8 +15,8 @@ from enrich_assets.enrich.language.validator import (
     blocking,
     check_captions,
     validate_episode,
-    vqa_answer_shape,
 )
+from enrich_assets.enrich.language.vqa_answer import vqa_answer_shape
 from enrich_assets.enrich.rules import Severity
 
 CAM = "observation.images.cam_high"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from enrich_assets.datasets.lerobot.language_writer import (
     write_language_columns,
 )
 from enrich_assets.enrich.language.interjections import run_interjections
+from enrich_assets.enrich.language.module import EpisodeInput
 from enrich_assets.enrich.language.plan import run_plan
 from enrich_assets.enrich.language.settings import LanguageSettings
 from enrich_assets.enrich.language.validator import blocking_errors
@@ -60,11 +62,11 @@ def stage_all(root: Path) -> dict[int, np.ndarray]:
     by_episode = {}
     for ep in np.unique(episodes):
         ts = timestamps[episodes == ep]
-        plan = run_plan(int(ep), ts, fetch, CAM, "Pick up the yellow bottle.", client, settings)
-        inter = run_interjections(
-            int(ep), ts, fetch, CAM, plan.task, plan.subtasks, client, settings
-        )
-        vqa = run_vqa(ts, fetch, [CAM], plan.task, client, settings)
+        episode = EpisodeInput(int(ep), ts, fetch, [CAM], "Pick up the yellow bottle.", settings)
+        plan = run_plan(episode, client)
+        planned = replace(episode, task=plan.task, subtasks=plan.subtasks)
+        inter = run_interjections(planned, client)
+        vqa = run_vqa(planned, client)
         for module, out in (("plan", plan), ("interjections", inter), ("vqa", vqa)):
             staging.write_staged(root, int(ep), module, out.rows)
         by_episode[int(ep)] = ts

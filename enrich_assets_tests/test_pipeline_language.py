@@ -190,9 +190,13 @@ def test_prompt_edit_requests_a_backfill_of_exactly_that_assets_partitions(
 
 
 def _reload_language() -> None:
+    """Rebuild the language assets (their code versions read the prompts at import), and the
+    writeback, which holds them as deps: stale objects there would collide with the new."""
     import enrich_assets.defs.language as language
+    import enrich_assets.defs.writeback as writeback
 
     importlib.reload(language)
+    importlib.reload(writeback)
 
 
 @pytest.fixture(autouse=True)

@@ -51,28 +51,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-LANGUAGE_ASSETS = {
-    "ai_caption": "caption",
-    "language_plan": "plan",
-    "language_interjections": "interjections",
-    "language_vqa": "vqa",
-}
-
-
 def cmd_estimate(args: argparse.Namespace) -> int:
     from enrich_assets.app.run_driver import parse_selection
     from enrich_assets.datasets.lerobot.reader import open_lerobot
     from enrich_assets.definitions import defs
     from enrich_assets.defs.episode import keyframe_policy
     from enrich_assets.defs.vlm_resource import SETTINGS, served_model, vlm_config
-    from enrich_assets.enrich.language.estimate import estimate_dataset
+    from enrich_assets.enrich.language.estimate import VLM_ASSETS, estimate_dataset
     from enrich_assets.models.vlm.ledger import estimate_cost, load_prices
 
     selected = parse_selection(args.select).resolve(defs.resolve_asset_graph())
     names = {k.to_user_string() for k in selected}
-    modules = [m for asset, m in LANGUAGE_ASSETS.items() if asset in names]
+    modules = [m for asset, m in VLM_ASSETS.items() if asset in names]
     if not modules:
-        print(f"{args.select!r} selects no asset that calls a VLM ({', '.join(LANGUAGE_ASSETS)})")
+        print(f"{args.select!r} selects no asset that calls a VLM ({', '.join(VLM_ASSETS)})")
         return 0
     refs = open_lerobot(Path(args.dataset).resolve(), "estimate").episodes()
     estimate = estimate_dataset(refs, modules, SETTINGS, keyframe_policy(), args.sample)

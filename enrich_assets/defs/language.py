@@ -5,13 +5,13 @@ One VLM client per asset step (`vlm.session()`), one budget per Dagster run; eve
 becomes a row of the `vlm_ledger` table, totalled weekly by the `vlm_cost_weekly` view.
 Each module's rows go to its staging file (what the writer reads) and to its catalog table
 (what queries read); the validator runs on the episode as the writer will see it, so an
-ERROR shows up here, before the writeback refuses the file.
+ERROR shows up here, before the writeback refuses the file. One asset per registered
+language module (enrich/language/registry.py), all built by `_module_asset`.
 """
 
 import json
-import threading
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,54 +34,36 @@ from enrich_assets.defs.vlm_resource import (
     served_model,
     vlm_config,
 )
-from enrich_assets.enrich.language.captions import caption_keyframes, caption_tags
+from enrich_assets.enrich.language.captions import (
+    CAPTION_PROMPTS,
+    CAPTION_SETTINGS,
+    Caption,
+    caption_keyframes,
+    caption_tags,
+)
 from enrich_assets.enrich.language.frames import FrameFetch, cached
-from enrich_assets.enrich.language.interjections import run_interjections
-from enrich_assets.enrich.language.module_output import ModuleOutput
-from enrich_assets.enrich.language.plan import run_plan, subtasks_from_rows
+from enrich_assets.enrich.language.module import EpisodeInput, LanguageModule, PlanInput
+from enrich_assets.enrich.language.plan import PLAN, staged_task, subtasks_from_rows
+from enrich_assets.enrich.language.registry import LANGUAGE_MODULES
 from enrich_assets.enrich.language.settings import language_prompt_hash
 from enrich_assets.enrich.language.validator import RULES as LANGUAGE_RULES
 from enrich_assets.enrich.language.validator import (
     check_captions,
     validate_episode,
 )
-from enrich_assets.enrich.language.vqa import run_vqa
 from enrich_assets.enrich.rules import Severity
-from enrich_assets.infra.partition_keys import partition_key
 from enrich_assets.infra.schema import to_table
-from enrich_assets.models.vlm.call import complete_concurrently
 from enrich_assets.models.vlm.ledger import (
     LEDGER_TABLE,
     LEDGER_VIEWS,
     LedgerEntry,
-    ledger_entry,
+    ledger_rows,
     load_prices,
     run_totals,
 )
-from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
+from enrich_assets.models.vlm.recording import RecordingClient
+from enrich_assets.models.vlm.types import VLMReply, VLMRequest
 from enrich_assets.store.images import load_image
-
-
-class RecordingClient:
-    """Passes requests to the run's client and keeps (request, reply) pairs for the ledger,
-    each as it lands: calls made before the budget stopped an episode are recorded too."""
-
-    def __init__(self, client: VLMClient) -> None:
-        self.client = client
-        self.model = client.model
-        self.calls: list[tuple[VLMRequest, VLMReply]] = []
-        self._lock = threading.Lock()
-
-    def complete(self, request: VLMRequest) -> VLMReply:
-        return self.complete_many([request])[0]
-
-    def complete_many(self, requests: list[VLMRequest]) -> list[VLMReply]:
-        concurrency = getattr(self.client, "concurrency", 1)
-        return complete_concurrently(self.client.complete, requests, concurrency, self._record)
-
-    def _record(self, request: VLMRequest, reply: VLMReply) -> None:
-        with self._lock:
-            self.calls.append((request, reply))
 
 
 class Ledger:
@@ -95,27 +77,17 @@ class Ledger:
         self.entries: list[LedgerEntry] = []
 
     def record(self, ref: EpisodeRef, calls: Sequence[tuple[VLMRequest, VLMReply]]) -> None:
-        key = partition_key(ref.dataset_id, ref.episode_index)
-        entries = [
-            ledger_entry(
-                q,
-                a,
-                run_id=self.context.run.run_id,
-                asset=self.asset,
-                partition=key,
-                prices=self.prices,
-            )
-            for q, a in calls
-        ]
-        self.entries += entries
         versions = self.context.assets_def.code_versions_by_key
-        provenance = {
-            "dataset_id": ref.dataset_id,
-            "episode_index": ref.episode_index,
-            "code_version": versions.get(self.context.asset_key) or "",
-            "created_at": datetime.now(UTC),
-        }
-        rows = [{**provenance, **e.as_row()} for e in entries]
+        entries, rows = ledger_rows(
+            calls,
+            run_id=self.context.run.run_id,
+            asset=self.asset,
+            dataset_id=ref.dataset_id,
+            episode_index=ref.episode_index,
+            code_version=versions.get(self.context.asset_key) or "",
+            prices=self.prices,
+        )
+        self.entries += entries
         part = f"{self.asset}-{ref.episode_index:06d}"
         table = to_table(LEDGER_TABLE, rows)
         self.pipeline.catalog.write(LEDGER_TABLE, ref.dataset_id, part, table)
@@ -128,8 +100,8 @@ class Ledger:
         return run_totals(self.entries)
 
 
-def _code_version(module: str) -> str:
-    return language_prompt_hash(module, served_model(vlm_config()), SETTINGS)[:16]
+def _code_version(prompts: Sequence[str], settings_keys: Sequence[str]) -> str:
+    return language_prompt_hash(prompts, settings_keys, served_model(vlm_config()), SETTINGS)[:16]
 
 
 def _timestamps(ref: EpisodeRef) -> np.ndarray:
@@ -152,11 +124,36 @@ def _keyframe_rows(pipeline: PipelineResource, ref: EpisodeRef, table: str) -> l
     return list(frame.sort(["camera", "frame_index"]).iter_rows(named=True)) if frame.height else []
 
 
+def _caption_inputs(
+    pipeline: PipelineResource, ref: EpisodeRef
+) -> tuple[dict[tuple[str, int], str], dict[tuple[str, int], tuple[str, int]]]:
+    """Each keyframe's image file, and the original of each near-duplicate keyframe."""
+    kf = _keyframe_rows(pipeline, ref, "keyframes")
+    paths = {(r["camera"], r["frame_index"]): r["tech_image_path"] for r in kf}
+    dup_of = {
+        (r["camera"], r["frame_index"]): (r["camera"], r["tech_near_dup_of"])
+        for r in _keyframe_rows(pipeline, ref, "ai_embedding")
+        if r["tech_is_near_duplicate"]
+    }
+    return paths, dup_of
+
+
+def _caption_row(c: Caption) -> dict[str, Any]:
+    return {
+        "camera": c.camera,
+        "frame_index": c.frame_index,
+        "ai_caption": c.text,
+        "ai_caption_reused_from": c.reused_from[1] if c.reused_from else None,
+        "ai_caption_error": c.error,
+        "ai_model_id": c.model,
+    }
+
+
 CAPTION_RULES = {"caption_length": Severity.WARN, "caption_present": Severity.WARN}
 
 
 @episode_asset(
-    code_version=_code_version("caption"),
+    code_version=_code_version(CAPTION_PROMPTS, CAPTION_SETTINGS),
     deps=[keyframes, ai_embedding],
     rules=CAPTION_RULES,
     group_name="language",
@@ -168,44 +165,27 @@ def ai_caption(
 ) -> dg.MaterializeResult:
     """A caption per keyframe; near-duplicate keyframes take their original's caption."""
     ledger = Ledger(context, pipeline)
-    words: list[int] = []
-    reused: list[bool] = []
+    captions: list[Caption] = []
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
-        kf = _keyframe_rows(pipeline, ref, "keyframes")
-        paths = {(r["camera"], r["frame_index"]): r["tech_image_path"] for r in kf}
-        dup_of = {
-            (r["camera"], r["frame_index"]): (r["camera"], r["tech_near_dup_of"])
-            for r in _keyframe_rows(pipeline, ref, "ai_embedding")
-            if r["tech_is_near_duplicate"]
-        }
+        paths, dup_of = _caption_inputs(pipeline, ref)
 
         def fetch(camera: str, frames: Sequence[int]) -> list[np.ndarray]:
             return [load_image(pipeline.artifact_dir, paths[(camera, f)]) for f in frames]
 
         client = RecordingClient(shared)
         try:
-            captions = caption_keyframes(list(paths), fetch, ref.task, client, SETTINGS, dup_of)
+            made = caption_keyframes(list(paths), fetch, ref.task, client, SETTINGS, dup_of)
         finally:
             ledger.record(ref, client.calls)
-        rows = [
-            {
-                "camera": c.camera,
-                "frame_index": c.frame_index,
-                "ai_caption": c.text,
-                "ai_caption_reused_from": c.reused_from[1] if c.reused_from else None,
-                "ai_caption_error": c.error,
-                "ai_model_id": c.model,
-            }
-            for c in captions
-        ]
-        words.extend(len(c.text.split()) for c in captions if c.text)
-        reused.extend(c.reused_from is not None for c in captions)
-        return EpisodeOutput(rows, check_captions(captions))
+        captions.extend(made)
+        return EpisodeOutput([_caption_row(c) for c in made], check_captions(made))
 
     def summarize() -> dict[str, float | int]:
+        words = [len(c.text.split()) for c in captions if c.text]
         mean_words = round(sum(words) / len(words), 2) if words else 0.0
-        return {**ledger.totals(), "caption_words_mean": mean_words, "captions_reused": sum(reused)}
+        reused = sum(c.reused_from is not None for c in captions)
+        return {**ledger.totals(), "caption_words_mean": mean_words, "captions_reused": reused}
 
     with vlm.session(context.run.run_id) as shared:
         return materialize_episodes(
@@ -241,19 +221,29 @@ def ai_caption_tags(
     return materialize_episodes(context, pipeline, "ai_caption_tags", compute, {}, ["ai_caption"])
 
 
-Module = Callable[[EpisodeRef, np.ndarray, FrameFetch, VLMClient, Path], ModuleOutput]
+def _episode_input(
+    module: LanguageModule, ref: EpisodeRef, root: Path, timestamps: np.ndarray
+) -> EpisodeInput:
+    """What the module sees of the episode; what it reads of the plan comes from staging."""
+    fetch = _video_fetch(ref, timestamps)
+    episode = EpisodeInput(ref.episode_index, timestamps, fetch, ref.cameras, ref.task, SETTINGS)
+    if module.reads_plan is PlanInput.NONE:
+        return episode
+    plan_rows = read_episode(root, ref.episode_index)[PLAN.name]
+    task = staged_task(plan_rows, ref.task)
+    if module.reads_plan is PlanInput.TASK:
+        return replace(episode, task=task)
+    return replace(episode, task=task, subtasks=subtasks_from_rows(plan_rows, timestamps))
 
 
-def _language_asset(
+def _run_module(
     context: dg.AssetExecutionContext,
     pipeline: PipelineResource,
     vlm: VLMResource,
-    module: str,
-    run: Module,
+    module: LanguageModule,
     upstream: list[str],
 ) -> dg.MaterializeResult:
     """Run one module per episode: stage its rows, catalog them, validate the episode."""
-    table = f"language_{module}"
     ledger = Ledger(context, pipeline)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
@@ -261,17 +251,18 @@ def _language_asset(
         timestamps = _timestamps(ref)
         client = RecordingClient(shared)
         try:
-            output = run(ref, timestamps, _video_fetch(ref, timestamps), client, root)
+            output = module.run(_episode_input(module, ref, root, timestamps), client)
         finally:
             ledger.record(ref, client.calls)
-        write_staged(root, ref.episode_index, module, output.rows)
-        rows = [_catalog_row(module, r, client.model) for r in output.rows]
+        write_staged(root, ref.episode_index, module.name, output.rows)
+        rows = [_catalog_row(module.name, r, client.model) for r in output.rows]
         checks = validate_episode(read_episode(root, ref.episode_index), timestamps, ref.cameras)
         return EpisodeOutput(rows, [*output.outcomes, *checks])
 
+    rules = _rules(module)
     with vlm.session(context.run.run_id) as shared:
         return materialize_episodes(
-            context, pipeline, table, compute, _rules(module), upstream, ledger.totals
+            context, pipeline, module.asset, compute, rules, upstream, ledger.totals
         )
 
 
@@ -290,82 +281,45 @@ def _catalog_row(module: str, row: LanguageRow, model: str) -> dict[str, Any]:
     }
 
 
-def _task(root: Path, ref: EpisodeRef) -> str:
-    """The task the plan used (first task_aug row: the dataset's or one derived from video)."""
-    plan = read_episode(root, ref.episode_index)["plan"]
-    return next((r.content for r in plan if r.style == "task_aug" and r.content), ref.task)
+def _rules(module: LanguageModule) -> dict[str, Severity]:
+    return {module.calls_rule: Severity.WARN, **LANGUAGE_RULES}
 
 
-def _rules(module: str) -> dict[str, Severity]:
-    return {f"language_{module}_calls": Severity.WARN, **LANGUAGE_RULES}
+def _module_asset(module: LanguageModule, plan: dg.AssetsDefinition | None) -> dg.AssetsDefinition:
+    """The asset of one registered module; one that reads the plan's subtasks runs after it."""
+    after_plan = module.reads_plan is PlanInput.TASK_AND_SUBTASKS
+    if after_plan and plan is None:
+        raise ValueError(f"module {module.name!r} reads the plan: register it after the plan")
+    upstream = ["episode_manifest", PLAN.asset] if after_plan else ["episode_manifest"]
+
+    def materialize(
+        context: dg.AssetExecutionContext, pipeline: PipelineResource, vlm: VLMResource
+    ) -> dg.MaterializeResult:
+        return _run_module(context, pipeline, vlm, module, upstream)
+
+    materialize.__name__ = module.asset  # the asset key, and the asset its checks name
+    return episode_asset(
+        code_version=_code_version(module.prompts, module.settings_keys),
+        deps=[plan] if after_plan else [episode_manifest],
+        rules=_rules(module),
+        description=module.description,
+        group_name="language",
+        pool="vlm_api",
+        kinds={"openai", "duckdb"},
+    )(materialize)
 
 
-@episode_asset(
-    code_version=_code_version("plan"),
-    deps=[episode_manifest],
-    rules=_rules("plan"),
-    group_name="language",
-    pool="vlm_api",
-    kinds={"openai", "duckdb"},
-)
-def language_plan(
-    context: dg.AssetExecutionContext, pipeline: PipelineResource, vlm: VLMResource
-) -> dg.MaterializeResult:
-    """Subtasks, plan, memory and task rephrasings (lerobot's persistent styles)."""
-
-    def run(ref, timestamps, fetch, client, root) -> ModuleOutput:  # noqa: ANN001
-        camera = ref.cameras[0]
-        return run_plan(ref.episode_index, timestamps, fetch, camera, ref.task, client, SETTINGS)
-
-    return _language_asset(context, pipeline, vlm, "plan", run, ["episode_manifest"])
+def _module_assets() -> dict[str, dg.AssetsDefinition]:
+    """One asset per registered module, in registry order (the plan first)."""
+    built: dict[str, dg.AssetsDefinition] = {}
+    for name, module in LANGUAGE_MODULES.items():
+        built[name] = _module_asset(module, built.get(PLAN.name))
+    return built
 
 
-@episode_asset(
-    code_version=_code_version("interjections"),
-    deps=[language_plan],
-    rules=_rules("interjections"),
-    group_name="language",
-    pool="vlm_api",
-    kinds={"openai", "duckdb"},
-)
-def language_interjections(
-    context: dg.AssetExecutionContext, pipeline: PipelineResource, vlm: VLMResource
-) -> dg.MaterializeResult:
-    """A person's interjection and the robot's spoken reply at chosen subtask boundaries."""
-
-    def run(ref, timestamps, fetch, client, root) -> ModuleOutput:  # noqa: ANN001
-        plan_rows = read_episode(root, ref.episode_index)["plan"]
-        subtasks = subtasks_from_rows(plan_rows, timestamps)
-        return run_interjections(
-            ref.episode_index,
-            timestamps,
-            fetch,
-            ref.cameras[0],
-            _task(root, ref),
-            subtasks,
-            client,
-            SETTINGS,
-        )
-
-    return _language_asset(
-        context, pipeline, vlm, "interjections", run, ["episode_manifest", "language_plan"]
-    )
-
-
-@episode_asset(
-    code_version=_code_version("vqa"),
-    deps=[episode_manifest],
-    rules=_rules("vqa"),
-    group_name="language",
-    pool="vlm_api",
-    kinds={"openai", "duckdb"},
-)
-def language_vqa(
-    context: dg.AssetExecutionContext, pipeline: PipelineResource, vlm: VLMResource
-) -> dg.MaterializeResult:
-    """Question/answer pairs per sampled frame and camera (boxes, points, counts, ...)."""
-
-    def run(ref, timestamps, fetch, client, root) -> ModuleOutput:  # noqa: ANN001
-        return run_vqa(timestamps, fetch, ref.cameras, _task(root, ref), client, SETTINGS)
-
-    return _language_asset(context, pipeline, vlm, "vqa", run, ["episode_manifest"])
+LANGUAGE_ASSETS = _module_assets()
+# Named at module level because Definitions and pipeline_version collect this module's
+# AssetsDefinition attributes, and the writeback depends on each by name.
+language_plan = LANGUAGE_ASSETS["plan"]
+language_interjections = LANGUAGE_ASSETS["interjections"]
+language_vqa = LANGUAGE_ASSETS["vqa"]

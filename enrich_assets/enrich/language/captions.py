@@ -10,11 +10,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from enrich_assets.enrich.language.frames import FrameFetch
-from enrich_assets.enrich.language.settings import LanguageSettings
+from enrich_assets.enrich.language.settings import SAMPLING_KEYS, LanguageSettings
 from enrich_assets.infra.prompts import load_prompt
 from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
 
 KeyframeKey = tuple[str, int]  # (camera, frame_index)
+
+# What shapes a caption, so ai_caption's code_version. Captions are per keyframe rows, not
+# staged lerobot rows, so they are not a LanguageModule.
+CAPTION_PROMPTS = ("caption",)
+CAPTION_SETTINGS = SAMPLING_KEYS
 
 
 @dataclass(frozen=True)

@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.enrich.episode.keyframes import KeyframePolicy, select_by_count, select_keyframes
 from enrich_assets.enrich.language.captions import caption_keyframes
-from enrich_assets.enrich.language.interjections import run_interjections
-from enrich_assets.enrich.language.plan import run_plan
+from enrich_assets.enrich.language.module import EpisodeInput, PlanInput
+from enrich_assets.enrich.language.plan import PLAN, run_plan
+from enrich_assets.enrich.language.registry import LANGUAGE_MODULES
 from enrich_assets.enrich.language.settings import LanguageSettings
-from enrich_assets.enrich.language.vqa import run_vqa
 from enrich_assets.models.vlm.ledger import KindEstimate, estimate_work
 from enrich_assets.models.vlm.stub_answers import scripted_answer
 from enrich_assets.models.vlm.types import VLMReply, VLMRequest
 
-MODULES = ("caption", "plan", "interjections", "vqa")
+MODULES = ("caption", *LANGUAGE_MODULES)
+# the assets that call a VLM, by the module each runs
+VLM_ASSETS = {"ai_caption": "caption", **{m.asset: m.name for m in LANGUAGE_MODULES.values()}}
 FRAME_SHAPE = (64, 64, 3)  # what the frames look like does not change the request count
 
 
@@ -75,27 +77,17 @@ def episode_requests(
         picks = keyframe_positions(policy, ref.length, timestamps)
         keys = [(camera, p) for camera in ref.cameras for p in picks]
         caption_keyframes(keys, _blank_frames, ref.task, counted, settings)
-    task, subtasks = ref.task, []
-    if {"plan", "interjections", "vqa"} & set(modules):
-        # interjections and vqa read the plan's task and subtasks; its calls count only if chosen
-        client = counted if "plan" in modules else DryRunVLM()
-        plan = run_plan(
-            ref.episode_index, timestamps, _blank_frames, ref.cameras[0], task, client, settings
-        )
-        task, subtasks = plan.task, plan.subtasks
-    if "interjections" in modules:
-        run_interjections(
-            ref.episode_index,
-            timestamps,
-            _blank_frames,
-            ref.cameras[0],
-            task,
-            subtasks,
-            counted,
-            settings,
-        )
-    if "vqa" in modules:
-        run_vqa(timestamps, _blank_frames, ref.cameras, task, counted, settings)
+    episode = EpisodeInput(
+        ref.episode_index, timestamps, _blank_frames, ref.cameras, ref.task, settings
+    )
+    chosen = [m for name, m in LANGUAGE_MODULES.items() if name in modules]
+    if any(m is PLAN or m.reads_plan is not PlanInput.NONE for m in chosen):
+        # the other modules read the plan's task and subtasks; its calls count only if chosen
+        plan = run_plan(episode, counted if PLAN in chosen else DryRunVLM())
+        planned = replace(episode, task=plan.task, subtasks=plan.subtasks)
+    for module in chosen:
+        if module is not PLAN:
+            module.run(episode if module.reads_plan is PlanInput.NONE else planned, counted)
     return counted.requests
 
 

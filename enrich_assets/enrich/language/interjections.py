@@ -8,15 +8,23 @@ when either module is re-run alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from enrich_assets.datasets.lerobot.language_format import LanguageRow, speech_atom
-from enrich_assets.enrich.language.frames import FrameFetch, frames_line, window_around
-from enrich_assets.enrich.language.module_output import ModuleOutput
-from enrich_assets.enrich.language.plan import Subtask, interjection_positions
-from enrich_assets.enrich.language.settings import LanguageSettings
+from enrich_assets.enrich.language.frames import frames_line, window_around
+from enrich_assets.enrich.language.module import (
+    EpisodeInput,
+    LanguageModule,
+    ModuleOutput,
+    PlanInput,
+    Subtask,
+)
+from enrich_assets.enrich.language.plan import interjection_positions
+from enrich_assets.enrich.language.settings import (
+    INTERJECTION_TIME_KEYS,
+    SAMPLING_KEYS,
+    LanguageSettings,
+)
 from enrich_assets.enrich.rules import Severity, outcome
 from enrich_assets.infra.prompts import load_prompt
 from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
@@ -59,18 +67,10 @@ def _answer(reply: VLMReply) -> tuple[str, str] | None:
     return text.strip(), say.strip()
 
 
-def run_interjections(
-    episode_index: int,
-    timestamps: np.ndarray,
-    fetch: FrameFetch,
-    camera: str,
-    task: str,
-    subtasks: Sequence[Subtask],
-    client: VLMClient,
-    settings: LanguageSettings,
-) -> ModuleOutput:
+def run_interjections(episode: EpisodeInput, client: VLMClient) -> ModuleOutput:
     """An interjection row and a speech atom per chosen boundary (event styles only)."""
-    positions = interjection_positions(subtasks, timestamps, episode_index, settings)
+    timestamps, subtasks, settings = episode.timestamps, episode.subtasks, episode.settings
+    positions = interjection_positions(subtasks, timestamps, episode.episode_index, settings)
     after_index = {s.start: i for i, s in enumerate(subtasks)}
     windows = [
         window_around(
@@ -82,10 +82,10 @@ def run_interjections(
     for p, w in zip(positions, windows, strict=True):
         i = after_index[p]
         before, after = subtasks[i - 1], subtasks[i]
+        images = episode.fetch(episode.cameras[0], w)
+        time_s = float(timestamps[p])
         requests.append(
-            interjection_request(
-                fetch(camera, w), w, float(timestamps[p]), task, before, after, settings
-            )
+            interjection_request(images, w, time_s, episode.task, before, after, settings)
         )
     replies = client.complete_many(requests)
     rows: list[LanguageRow] = []
@@ -97,6 +97,21 @@ def run_interjections(
             continue
         t = float(timestamps[p])
         rows += [LanguageRow("user", answer[0], "interjection", t), speech_atom(t, answer[1])]
-    return ModuleOutput(
-        rows, [outcome("language_interjections_calls", failures, Severity.WARN)], replies
-    )
+    return ModuleOutput(rows, [outcome(INTERJECTIONS.calls_rule, failures, Severity.WARN)], replies)
+
+
+INTERJECTIONS = LanguageModule(
+    name="interjections",
+    description="A person's interjection and the robot's spoken reply at chosen subtask "
+    "boundaries.",
+    prompts=("interjection",),
+    settings_keys=(
+        *SAMPLING_KEYS,
+        *INTERJECTION_TIME_KEYS,
+        "interjection_window_s",
+        "interjection_window_frames",
+    ),
+    styles=frozenset({"interjection", None}),
+    run=run_interjections,
+    reads_plan=PlanInput.TASK_AND_SUBTASKS,
+)

@@ -24,8 +24,17 @@ from enrich_assets.enrich.language.frames import (
     split_windows,
     timestamps_line,
 )
-from enrich_assets.enrich.language.module_output import ModuleOutput
-from enrich_assets.enrich.language.settings import LanguageSettings
+from enrich_assets.enrich.language.module import (
+    EpisodeInput,
+    LanguageModule,
+    ModuleOutput,
+    Subtask,
+)
+from enrich_assets.enrich.language.settings import (
+    INTERJECTION_TIME_KEYS,
+    SAMPLING_KEYS,
+    LanguageSettings,
+)
 from enrich_assets.enrich.rules import Severity, outcome
 from enrich_assets.infra.prompts import load_prompt
 from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
@@ -33,13 +42,6 @@ from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
 PLACEHOLDER_TASKS = frozenset(
     {"", "debug", "test", "tbd", "todo", "n/a", "none", "default", "task"}
 )
-
-
-@dataclass(frozen=True)
-class Subtask:
-    text: str
-    start: int  # first frame position, inclusive
-    end: int  # last frame position, inclusive
 
 
 @dataclass
@@ -101,6 +103,11 @@ def _segment_spans(reply: VLMReply, window: list[int]) -> list[tuple[int, str]] 
     return spans or None
 
 
+def staged_task(rows: Sequence[LanguageRow], default: str) -> str:
+    """The task the plan used, back from its staged rows (its first task_aug row)."""
+    return next((r.content for r in rows if r.style == "task_aug" and r.content), default)
+
+
 def subtasks_from_rows(rows: Sequence[LanguageRow], timestamps: np.ndarray) -> list[Subtask]:
     """The subtask cover back from staged plan rows (each lasts until the next starts)."""
     position = {float(t): i for i, t in enumerate(timestamps)}
@@ -148,18 +155,12 @@ def memory_text(done: Sequence[Subtask]) -> str:
     return "Done so far: " + "; ".join(s.text for s in done) + "."
 
 
-def run_plan(
-    episode_index: int,
-    timestamps: np.ndarray,
-    fetch: FrameFetch,
-    camera: str,
-    task: str,
-    client: VLMClient,
-    settings: LanguageSettings,
-) -> PlanOutput:
+def run_plan(episode: EpisodeInput, client: VLMClient) -> PlanOutput:
     """All rows of the plan module for one episode (persistent styles only)."""
+    timestamps, fetch, camera = episode.timestamps, episode.fetch, episode.cameras[0]
+    task, settings = episode.task, episode.settings
     if len(timestamps) == 0:
-        raise ValueError(f"episode {episode_index} has no frames")
+        raise ValueError(f"episode {episode.episode_index} has no frames")
     replies: list[VLMReply] = []
     failures: list[str] = []
     positions = sample_positions(timestamps, settings.plan_fps)
@@ -169,8 +170,8 @@ def run_plan(
         timestamps, positions, fetch, camera, task, client, settings, replies, failures
     )
     rows = _task_aug_rows(task, timestamps, client, settings, replies, failures)
-    rows += _subtask_rows(subtasks, timestamps, episode_index, settings)
-    outcomes = [outcome("language_plan_calls", failures, Severity.WARN)]
+    rows += _subtask_rows(subtasks, timestamps, episode.episode_index, settings)
+    outcomes = [outcome(PLAN.calls_rule, failures, Severity.WARN)]
     return PlanOutput(rows, outcomes, replies, subtasks, task)
 
 
@@ -300,3 +301,22 @@ def _subtask_rows(
         for i, s in enumerate(subtasks[1:], 1)
     ]
     return rows
+
+
+PLAN = LanguageModule(
+    name="plan",
+    description="Subtasks, plan, memory and task rephrasings (lerobot's persistent styles).",
+    prompts=("plan_describe", "plan_segment", "task_aug", "task_from_video"),
+    settings_keys=(
+        *SAMPLING_KEYS,
+        *INTERJECTION_TIME_KEYS,  # the plan is refreshed at each interjection
+        "plan_fps",
+        "max_frames_per_call",
+        "max_subtasks",
+        "task_aug_count",
+        "derive_task",
+        "task_min_words",
+    ),
+    styles=frozenset({"subtask", "plan", "memory", "task_aug"}),
+    run=run_plan,
+)

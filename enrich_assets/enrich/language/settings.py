@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -34,44 +35,19 @@ class LanguageSettings:
     seed: int = 1729
 
 
-MODULE_PROMPTS: dict[str, tuple[str, ...]] = {
-    "caption": ("caption",),
-    "plan": ("plan_describe", "plan_segment", "task_aug", "task_from_video"),
-    "interjections": ("interjection",),
-    "vqa": ("vqa",),
-}
-
-_SAMPLING = ("temperature", "max_tokens")
-_INTERJECTION_TIMES = ("max_interjections", "interjection_min_t", "seed")
-MODULE_SETTINGS: dict[str, tuple[str, ...]] = {
-    "caption": _SAMPLING,
-    "plan": (
-        *_SAMPLING,
-        *_INTERJECTION_TIMES,  # the plan is refreshed at each interjection
-        "plan_fps",
-        "max_frames_per_call",
-        "max_subtasks",
-        "task_aug_count",
-        "derive_task",
-        "task_min_words",
-    ),
-    "interjections": (
-        *_SAMPLING,
-        *_INTERJECTION_TIMES,
-        "interjection_window_s",
-        "interjection_window_frames",
-    ),
-    "vqa": (*_SAMPLING, "vqa_hz", "vqa_types", "max_frames_per_call"),
-}
+# Settings keys that shape several modules' output; each module lists its own in its
+# declaration (LanguageModule.settings_keys), captions in captions.CAPTION_SETTINGS.
+SAMPLING_KEYS = ("temperature", "max_tokens")
+INTERJECTION_TIME_KEYS = ("max_interjections", "interjection_min_t", "seed")
 
 
-def language_prompt_hash(module: str, model: str, settings: LanguageSettings) -> str:
+def language_prompt_hash(
+    prompts: Sequence[str], settings_keys: Sequence[str], model: str, settings: LanguageSettings
+) -> str:
     """The code_version of one module's asset: its prompts, the model and its settings.
 
     Only the settings that shape that module's output count, so changing the VQA rate
     does not make captions stale.
     """
     values = asdict(settings)
-    return prompt_hash(
-        MODULE_PROMPTS[module], model, {k: values[k] for k in MODULE_SETTINGS[module]}
-    )
+    return prompt_hash(prompts, model, {k: values[k] for k in settings_keys})

@@ -17,60 +17,15 @@ import numpy as np
 from enrich_assets.datasets.lerobot.language_format import (
     EVENT_STYLES,
     LANGUAGE_EVENTS,
-    MODULE_COLUMN,
     PERSISTENT_STYLES,
     VIEW_DEPENDENT_STYLES,
     LanguageRow,
     column_for_style,
 )
 from enrich_assets.enrich.language.captions import Caption
+from enrich_assets.enrich.language.registry import LANGUAGE_MODULES
+from enrich_assets.enrich.language.vqa_answer import is_text, vqa_answer_shape
 from enrich_assets.enrich.rules import RuleOutcome, Severity, outcome
-
-SPATIAL_RELATIONS = frozenset(
-    {"left_of", "right_of", "above", "below", "in_front_of", "behind", "on", "in", "near"}
-)
-
-
-def _text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def _unit_coords(value: Any, n: int) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == n
-        and all(
-            isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1 for v in value
-        )
-    )
-
-
-def vqa_answer_shape(answer: Any) -> str | None:
-    """The answer's shape (bbox, keypoint, count, attribute, spatial), or None if none fits."""
-    if not isinstance(answer, dict):
-        return None
-    kind = answer.get("type")
-    if kind == "bbox":
-        box = answer.get("box")
-        ok = (
-            _text(answer.get("label"))
-            and _unit_coords(box, 4)
-            and box[0] < box[2]
-            and box[1] < box[3]
-        )
-    elif kind == "keypoint":
-        ok = _text(answer.get("label")) and _unit_coords(answer.get("point"), 2)
-    elif kind == "count":
-        count = answer.get("count")
-        ok = _text(answer.get("label")) and type(count) is int and count >= 0
-    elif kind == "attribute":
-        ok = all(_text(answer.get(k)) for k in ("label", "attribute", "value"))
-    elif kind == "spatial":
-        ok = _text(answer.get("subject")) and _text(answer.get("object"))
-        ok = ok and answer.get("relation") in SPATIAL_RELATIONS
-    else:
-        return None
-    return kind if ok else None
 
 
 def _speech_atom_problem(row: LanguageRow) -> str | None:
@@ -84,7 +39,7 @@ def _speech_atom_problem(row: LanguageRow) -> str | None:
         if not isinstance(fn, dict) or call.get("type") != "function" or fn.get("name") != "say":
             return "each tool call must be a function call to 'say'"
         args = fn.get("arguments")
-        if not isinstance(args, dict) or not _text(args.get("text")):
+        if not isinstance(args, dict) or not is_text(args.get("text")):
             return "a 'say' call needs a non-empty 'text' argument"
     return None
 
@@ -111,7 +66,8 @@ def validate_episode(
                 continue
             known.append((module, row))
             column = column_for_style(row.style)
-            if MODULE_COLUMN.get(module) != column:
+            spec = LANGUAGE_MODULES.get(module)
+            if spec is None or spec.column != column:
                 fails["language_style_column"].append(f"{where}: goes to {column}")
             if (row.style in VIEW_DEPENDENT_STYLES) != (row.camera is not None):
                 fails["language_camera_presence"].append(f"{where}: camera {row.camera!r}")
@@ -121,7 +77,7 @@ def validate_episode(
                 fails["language_row_timestamp"].append(f"{where}: no timestamp")
             elif column == LANGUAGE_EVENTS and row.timestamp not in frame_ts:
                 fails["language_row_timestamp"].append(f"{where}: not a frame timestamp")
-            if not _text(row.content) and not row.tool_calls:
+            if not is_text(row.content) and not row.tool_calls:
                 fails["language_row_content"].append(f"{where}: neither content nor tool calls")
             if row.style is None or row.tool_calls is not None:
                 if (problem := _speech_atom_problem(row)) is not None:

@@ -9,20 +9,23 @@ so staged rows pass the validator.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import numpy as np
 
 from enrich_assets.datasets.lerobot.language_format import LanguageRow
 from enrich_assets.enrich.language.frames import (
-    FrameFetch,
     frames_line,
     sample_positions,
     split_windows,
 )
-from enrich_assets.enrich.language.module_output import ModuleOutput
-from enrich_assets.enrich.language.settings import LanguageSettings
-from enrich_assets.enrich.language.validator import vqa_answer_shape
+from enrich_assets.enrich.language.module import (
+    EpisodeInput,
+    LanguageModule,
+    ModuleOutput,
+    PlanInput,
+)
+from enrich_assets.enrich.language.settings import SAMPLING_KEYS, LanguageSettings
+from enrich_assets.enrich.language.vqa_answer import vqa_answer_shape
 from enrich_assets.enrich.rules import Severity, outcome
 from enrich_assets.infra.prompts import load_prompt
 from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
@@ -59,20 +62,14 @@ def _pairs(reply: VLMReply) -> list:
     return items if isinstance(items, list) and not reply.error else []
 
 
-def run_vqa(
-    timestamps: np.ndarray,
-    fetch: FrameFetch,
-    cameras: Sequence[str],
-    task: str,
-    client: VLMClient,
-    settings: LanguageSettings,
-) -> ModuleOutput:
+def run_vqa(episode: EpisodeInput, client: VLMClient) -> ModuleOutput:
     """A (question, answer) row pair per sampled frame and camera (event style `vqa`)."""
+    timestamps, settings = episode.timestamps, episode.settings
     positions = sample_positions(timestamps, settings.vqa_hz)
     kinds = settings.vqa_types
     jobs: list[tuple[str, list[int]]] = []
     requests: list[VLMRequest] = []
-    for c, camera in enumerate(cameras):
+    for c, camera in enumerate(episode.cameras):
         offset = 0
         for window in split_windows(positions, settings.max_frames_per_call):
             # cameras start at different types so one frame gets different questions
@@ -80,7 +77,9 @@ def run_vqa(
             offset += len(window)
             jobs.append((camera, window))
             requests.append(
-                vqa_request(fetch(camera, window), window, types, camera, task, settings)
+                vqa_request(
+                    episode.fetch(camera, window), window, types, camera, episode.task, settings
+                )
             )
     replies = client.complete_many(requests)
 
@@ -106,4 +105,15 @@ def run_vqa(
                 LanguageRow("user", question.strip(), "vqa", t, camera),
                 LanguageRow("assistant", json.dumps(answer, sort_keys=True), "vqa", t, camera),
             ]
-    return ModuleOutput(rows, [outcome("language_vqa_calls", failures, Severity.WARN)], replies)
+    return ModuleOutput(rows, [outcome(VQA.calls_rule, failures, Severity.WARN)], replies)
+
+
+VQA = LanguageModule(
+    name="vqa",
+    description="Question/answer pairs per sampled frame and camera (boxes, points, counts, ...).",
+    prompts=("vqa",),
+    settings_keys=(*SAMPLING_KEYS, "vqa_hz", "vqa_types", "max_frames_per_call"),
+    styles=frozenset({"vqa"}),
+    run=run_vqa,
+    reads_plan=PlanInput.TASK,
+)

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from enrich_assets.infra.files import file_lock, write_text_atomic
+from enrich_assets.infra.partition_keys import partition_key
 from enrich_assets.infra.paths import schema_file
 from enrich_assets.models.vlm.types import VLMReply, VLMRequest
 
@@ -138,6 +139,32 @@ def run_totals(entries: Iterable[LedgerEntry]) -> dict[str, float | int]:
         "vlm_cost_usd": round(sum(r.cost_usd for r in rows), 6),
         "vlm_latency_s": round(sum(r.latency_s for r in rows), 3),
     }
+
+
+def ledger_rows(
+    calls: Iterable[tuple[VLMRequest, VLMReply]],
+    *,
+    run_id: str,
+    asset: str,
+    dataset_id: str,
+    episode_index: int,
+    code_version: str,
+    prices: Mapping[str, Price],
+) -> tuple[list[LedgerEntry], list[dict[str, Any]]]:
+    """One episode's calls as entries (for the run totals) and as the catalog's ledger rows
+    (each entry with the episode's provenance)."""
+    partition = partition_key(dataset_id, episode_index)
+    entries = [
+        ledger_entry(q, a, run_id=run_id, asset=asset, partition=partition, prices=prices)
+        for q, a in calls
+    ]
+    provenance = {
+        "dataset_id": dataset_id,
+        "episode_index": episode_index,
+        "code_version": code_version,
+        "created_at": datetime.now(UTC),
+    }
+    return entries, [{**provenance, **e.as_row()} for e in entries]
 
 
 @dataclass(frozen=True)
