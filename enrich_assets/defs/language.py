@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import dagster as dg
 import duckdb
@@ -116,7 +117,7 @@ class Ledger:
             "created_at": datetime.now(UTC),
         }
         rows = [{**provenance, **e.as_row()} for e in entries]
-        part = f"{self.asset}-{ref.episode_index:06d}"
+        part = f"{self.asset}-{ref.episode_index:06d}-{self.context.run.run_id}-{uuid4().hex[:8]}"
         table = to_table(LEDGER_TABLE, rows)
         self.pipeline.catalog.write(LEDGER_TABLE, ref.dataset_id, part, table)
 

@@ -28,6 +28,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from enrich_assets.infra.redact import register_secret
+from enrich_assets.infra.settings import VLM_BACKEND_KEYS
 from enrich_assets.models.vlm.cache import ResponseCache
 from enrich_assets.models.vlm.ledger import Budget
 from enrich_assets.models.vlm.openai_client import OpenAIVLMClient, RetryPolicy
@@ -36,15 +38,9 @@ from enrich_assets.models.vlm.types import VLMClient
 
 log = logging.getLogger(__name__)
 
-_COMMON = {"backend", "model", "max_repairs", "cache_dir"}
-_KEYS = {
-    "openai": _COMMON
-    | {"base_url", "base_urls", "api_key_env", "temperature", "max_tokens", "timeout_s"}
-    | {"concurrency", "json_mode", "image_format", "retry"},
-    "local-stub": _COMMON
-    | {"temperature", "max_tokens", "timeout_s", "concurrency", "retry", "latency_s"},
-    "transformers": _COMMON | {"device", "dtype", "random_init", "min_new_tokens"},
-}
+# The keys each backend reads (infra/settings.py checks the settings file against the same
+# table); budget_usd is the caller's, it hands build_client a Budget instead.
+_KEYS = {backend: keys - {"budget_usd"} for backend, keys in VLM_BACKEND_KEYS.items()}
 
 
 def build_client(settings: dict[str, Any], *, budget: Budget | None = None) -> VLMClient:
@@ -62,6 +58,8 @@ def build_client(settings: dict[str, Any], *, budget: Budget | None = None) -> V
     cache = ResponseCache(Path(settings["cache_dir"])) if settings.get("cache_dir") else None
     common: dict[str, Any] = {
         "max_repairs": settings.get("max_repairs", 2),
+        "temperature": settings.get("temperature"),
+        "max_tokens": settings.get("max_tokens"),
         "cache": cache,
         "budget": budget,
     }
@@ -87,8 +85,6 @@ def build_client(settings: dict[str, Any], *, budget: Budget | None = None) -> V
         retry=retry,
         json_mode=settings.get("json_mode", True),
         image_format=settings.get("image_format", "png"),
-        temperature=settings.get("temperature"),
-        max_tokens=settings.get("max_tokens"),
         **common,
     )
     log.info("VLM client: backend=%s %r", backend, client)
@@ -130,4 +126,5 @@ def _api_key(settings: dict[str, Any]) -> str | None:
     key = os.environ.get(name)
     if not key:
         raise ValueError(f"environment variable {name} (api_key_env) is not set or empty")
+    register_secret(key)
     return key
