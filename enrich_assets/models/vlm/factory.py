@@ -17,6 +17,9 @@
     device: cpu                         # transformers only
     random_init: false                  # transformers only: tiny untrained Qwen2-VL
 
+The keys each backend reads are `VLM_BACKEND_KEYS` in infra/settings.py, which checks the
+settings file against the same table; any other key is an error naming it.
+
 `local-stub` starts the local OpenAI-compatible stub server in-process and talks to it over
 real HTTP; everything it answers is labelled `<model>:local-stub`.
 """
