@@ -71,7 +71,9 @@ def test_environment_wins_over_the_file(tmp_path, monkeypatch):
         ("vlm_secondary:\n  colour: red\n", r":2: vlm_secondary.colour: unknown setting"),
         ("vlm:\n  image_format: gif\n", r":2: vlm.image_format: Input should be 'png' or"),
         ("vlm:\n  backend: transformers\n  base_url: x\n", r":3: vlm.base_url: not a setting of"),
-        ("vlm: [unclosed\n", r"enrich-assets.yaml:2: malformed YAML"),
+        ("vlm: [unclosed\n", r"enrich-assets.yaml:1: malformed YAML"),
+        ("a: 1\nvlm: {model: x\nb: 2\n", r"enrich-assets.yaml:2: malformed YAML"),
+        ("a: 1\n  b: : 2\n", r"enrich-assets.yaml:2: malformed YAML"),
         ("- a list\n", r"enrich-assets.yaml:1: the settings file must be a mapping"),
     ],
 )

@@ -207,7 +207,8 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) if text else {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        # where the construct that went wrong began (an unclosed bracket), else the problem
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         line = f"{mark.line + 1}:" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SettingsError(f"{path}:{line} malformed YAML: {problem}") from None
