@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -93,10 +94,16 @@ def test_language_assets_stage_write_back_and_cache(settings, sample_root: Path,
 
     again = materialize_dataset(build_definitions(), settings, root, select=LANGUAGE)
     assert again.ok, (again.failed_runs, again.failures)
-    ledger = catalog.read("vlm_ledger")
-    assert ledger.height == first_run  # one part per asset and episode, replaced
-    assert set(ledger["status"]) == {"cached"}  # every call answered from the cache
-    assert ledger["cost_usd"].sum() == 0
+    rerun = catalog.read("vlm_ledger")
+    assert rerun.height == 2 * first_run  # append-only: the first run's rows are all kept
+    first_runs = pl.col("run_id").is_in(ledger["run_id"].unique().to_list())
+    kept = rerun.filter(first_runs)
+    assert kept.height == first_run and sorted(kept["status"]) == sorted(ledger["status"])
+    assert kept["input_tokens"].sum() == ledger["input_tokens"].sum()  # not rewritten as $0
+    new = rerun.filter(~first_runs)
+    assert new.height == first_run
+    assert set(new["status"]) == {"cached"}  # every call answered from the cache
+    assert new["cost_usd"].sum() == 0
 
 
 def test_budget_cap_stops_the_run_and_fails_episodes_clearly(
@@ -123,8 +130,10 @@ def test_budget_cap_stops_the_run_and_fails_episodes_clearly(
     )
     assert captioned.isdisjoint(ep for ep, _ in stopped)
     ledger = catalog.read("vlm_ledger")
-    assert 0 < ledger.height == server.request_count
-    assert set(ledger["status"]) == {"ok"}
+    made = ledger.filter(pl.col("status") == "ok")
+    assert 0 < made.height == server.request_count
+    assert set(ledger["status"]) == {"ok", "refused"}  # calls the budget refused: rows too
+    assert (ledger.filter(pl.col("status") == "refused")["cost_usd"] == 0).all()
 
 
 def _code_versions() -> dict[str, str]:

@@ -56,3 +56,16 @@ def test_factory_builds_the_random_init_profile():
         VLMRequest(kind="caption", prompt="Hi.", json_output=False, max_tokens=5)
     )
     assert reply.model.endswith(":random-init") and reply.output_tokens >= 3
+
+
+def test_factory_applies_max_tokens_max_repairs_and_temperature():
+    """The `vlm:` keys reach the in-process generate call: max_tokens caps each answer,
+    max_repairs bounds the attempts, temperature > 0 samples (so two answers differ)."""
+    from enrich_assets.models.vlm.factory import build_client
+
+    settings = {"backend": "transformers", "random_init": True, "min_new_tokens": 8}
+    request = VLMRequest(kind="caption", prompt="Hi.", json_output=False, max_tokens=20)
+    capped = build_client({**settings, "max_tokens": 4, "max_repairs": 0}).complete(request)
+    assert capped.output_tokens == 4 and capped.attempts == 1  # truncated, not repaired
+    hot = build_client({**settings, "temperature": 1.5, "max_repairs": 0})
+    assert len({hot.complete(request).text for _ in range(3)}) > 1

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from enrich_assets.datasets.errors import DatasetError
-from enrich_assets.infra.settings import load_settings
+from enrich_assets.infra.settings import SettingsError, load_settings
 
 
 def _episodes(text: str | None) -> list[int] | None:
@@ -257,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except SettingsError as exc:  # one line naming file, line and key; no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import dagster as dg
 import duckdb
@@ -88,7 +89,8 @@ class Ledger:
             prices=self.prices,
         )
         self.entries += entries
-        part = f"{self.asset}-{ref.episode_index:06d}"
+        # one part per call batch: a re-run adds rows, it never overwrites paid ones
+        part = f"{self.asset}-{ref.episode_index:06d}-{self.context.run.run_id}-{uuid4().hex[:8]}"
         table = to_table(LEDGER_TABLE, rows)
         self.pipeline.catalog.write(LEDGER_TABLE, ref.dataset_id, part, table)
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from enrich_assets.infra.redact import redact
 from enrich_assets.models.vlm.cache import ResponseCache, cache_key
 from enrich_assets.models.vlm.json_output import (
     MalformedOutput,
@@ -46,6 +47,34 @@ class Generation:
 Generate = Callable[[list[Message]], Generation]
 
 
+class InvalidCompletion(Exception):
+    """The endpoint answered (HTTP 200) with something that is not a chat completion, past
+    its retries: the item is quarantined with this reason, the run goes on."""
+
+
+def apply_overrides(
+    request: VLMRequest, temperature: float | None, max_tokens: int | None
+) -> VLMRequest:
+    """The request as a client configured with `temperature` (replaces every request's) and
+    `max_tokens` (caps every request's) sends it."""
+    return replace(
+        request,
+        temperature=request.temperature if temperature is None else temperature,
+        max_tokens=min(request.max_tokens, max_tokens or request.max_tokens),
+    )
+
+
+def failed_reply(model: str, exc: BaseException, **fields: Any) -> VLMReply:
+    """What the ledger records of a call that raised: no answer, the reason, redacted."""
+    return VLMReply(
+        model=model,
+        text="",
+        error=f"{type(exc).__name__}: {redact(str(exc))}",
+        failed=type(exc).__name__,
+        **fields,
+    )
+
+
 def request_messages(request: VLMRequest) -> list[Message]:
     for i, image in enumerate(request.images):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -73,7 +102,9 @@ def complete_with_repairs(
     """A parsed reply, or one with `error` set after `max_repairs` failed repair prompts.
 
     Raises only what the run cannot recover from item by item: BudgetExceeded, bad input,
-    and the backend's own errors (e.g. a server that stays unreachable).
+    and the backend's own errors (e.g. a server that stays unreachable); the exception then
+    carries `vlm_reply`, the failed call as the ledger records it (tokens spent so far).
+    An endpoint that keeps answering with no completion (InvalidCompletion) quarantines.
     """
     key = cache_key(model, request) if cache else ""
     if cache and (hit := cache.get(key)) is not None:
@@ -95,7 +126,21 @@ def complete_with_repairs(
         )
 
     for attempt in range(1, max_repairs + 2):
-        gen = _generate_within(budget, generate, messages, request.max_tokens)
+        try:
+            gen = _generate_within(budget, generate, messages, request.max_tokens)
+        except InvalidCompletion as e:
+            reason = f"invalid completion: {redact(str(e))}"
+            return reply(Generation("", 0, 0), attempt, text="", error=reason)
+        except Exception as e:
+            e.vlm_reply = failed_reply(  # type: ignore[attr-defined]
+                model,
+                e,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                latency_s=time.perf_counter() - started,
+                attempts=attempt,
+            )
+            raise
         input_tokens += gen.input_tokens
         output_tokens += gen.output_tokens
         truncated = gen.finish_reason == "length"
@@ -137,7 +182,13 @@ def complete_concurrently(
     reached, a server gone) are still accounted for."""
 
     def one(request: VLMRequest) -> VLMReply:
-        reply = complete(request)
+        try:
+            reply = complete(request)
+        except Exception as e:  # the call raised: recorded as failed, then the run decides
+            if on_reply is not None:
+                model = getattr(getattr(complete, "__self__", None), "model", "") or ""
+                on_reply(request, getattr(e, "vlm_reply", None) or failed_reply(model, e))
+            raise
         if on_reply is not None:
             on_reply(request, reply)
         return reply

@@ -17,6 +17,9 @@
     device: cpu                         # transformers only
     random_init: false                  # transformers only: tiny untrained Qwen2-VL
 
+The keys each backend reads are `VLM_BACKEND_KEYS` in infra/settings.py, which checks the
+settings file against the same table; any other key is an error naming it.
+
 `local-stub` starts the local OpenAI-compatible stub server in-process and talks to it over
 real HTTP; everything it answers is labelled `<model>:local-stub`.
 """
@@ -28,6 +31,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from enrich_assets.infra.redact import register_secret
+from enrich_assets.infra.settings import VLM_BACKEND_KEYS
 from enrich_assets.models.vlm.cache import ResponseCache
 from enrich_assets.models.vlm.ledger import Budget
 from enrich_assets.models.vlm.openai_client import OpenAIVLMClient, RetryPolicy
@@ -36,15 +41,9 @@ from enrich_assets.models.vlm.types import VLMClient
 
 log = logging.getLogger(__name__)
 
-_COMMON = {"backend", "model", "max_repairs", "cache_dir"}
-_KEYS = {
-    "openai": _COMMON
-    | {"base_url", "base_urls", "api_key_env", "temperature", "max_tokens", "timeout_s"}
-    | {"concurrency", "json_mode", "image_format", "retry"},
-    "local-stub": _COMMON
-    | {"temperature", "max_tokens", "timeout_s", "concurrency", "retry", "latency_s"},
-    "transformers": _COMMON | {"device", "dtype", "random_init", "min_new_tokens"},
-}
+# The keys each backend reads (infra/settings.py checks the settings file against the same
+# table); budget_usd is the caller's, it hands build_client a Budget instead.
+_KEYS = {backend: keys - {"budget_usd"} for backend, keys in VLM_BACKEND_KEYS.items()}
 
 
 def build_client(settings: dict[str, Any], *, budget: Budget | None = None) -> VLMClient:
@@ -62,6 +61,8 @@ def build_client(settings: dict[str, Any], *, budget: Budget | None = None) -> V
     cache = ResponseCache(Path(settings["cache_dir"])) if settings.get("cache_dir") else None
     common: dict[str, Any] = {
         "max_repairs": settings.get("max_repairs", 2),
+        "temperature": settings.get("temperature"),
+        "max_tokens": settings.get("max_tokens"),
         "cache": cache,
         "budget": budget,
     }
@@ -87,8 +88,6 @@ def build_client(settings: dict[str, Any], *, budget: Budget | None = None) -> V
         retry=retry,
         json_mode=settings.get("json_mode", True),
         image_format=settings.get("image_format", "png"),
-        temperature=settings.get("temperature"),
-        max_tokens=settings.get("max_tokens"),
         **common,
     )
     log.info("VLM client: backend=%s %r", backend, client)
@@ -130,4 +129,5 @@ def _api_key(settings: dict[str, Any]) -> str | None:
     key = os.environ.get(name)
     if not key:
         raise ValueError(f"environment variable {name} (api_key_env) is not set or empty")
+    register_secret(key)
     return key

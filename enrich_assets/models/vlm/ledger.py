@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import math
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,7 +23,10 @@ import yaml
 from enrich_assets.infra.files import file_lock, write_text_atomic
 from enrich_assets.infra.partition_keys import partition_key
 from enrich_assets.infra.paths import schema_file
+from enrich_assets.infra.redact import redact
 from enrich_assets.models.vlm.types import VLMReply, VLMRequest
+
+log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4
 IMAGE_TOKENS = 800  # a conservative per-image input estimate (GPT-4o high detail ~765)
@@ -68,6 +72,21 @@ def price_for(model: str, prices: Mapping[str, Price]) -> Price:
     raise UnknownModelPrice(f"no price for model {model!r}: add it to schemas/prices.yaml")
 
 
+def priced(model: str, prices: Mapping[str, Price], *, budget_usd: float | None) -> Price | None:
+    """The model's price before the first call: without one, a budget cannot be kept, so a
+    budgeted run is refused (UnknownModelPrice, one line); an unbudgeted one is warned that
+    its ledger rows will carry no cost."""
+    try:
+        return price_for(model, prices)
+    except UnknownModelPrice as e:
+        if budget_usd is not None:
+            raise UnknownModelPrice(
+                f"budget_usd is set but {e}; no call issued (a budget needs a price)"
+            ) from None
+        log.warning("%s; its ledger rows will have no cost_usd", e)
+        return None
+
+
 def estimate_tokens(texts: Iterable[str], n_images: int) -> int:
     """Input tokens of a prompt before sending it (characters / 4, a fixed cost per image)."""
     return math.ceil(sum(len(t) for t in texts) / CHARS_PER_TOKEN) + IMAGE_TOKENS * n_images
@@ -75,7 +94,8 @@ def estimate_tokens(texts: Iterable[str], n_images: int) -> int:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One request as the catalog records it (retries and repairs summed into it)."""
+    """One request as the catalog records it (retries and repairs summed into it). Rows are
+    only ever appended: a re-run adds its own rows (cached ones at $0) beside the paid ones."""
 
     time: str  # ISO 8601 UTC
     run_id: str
@@ -83,12 +103,12 @@ class LedgerEntry:
     partition: str
     kind: str
     model: str
-    status: str  # ok | cached | quarantined
+    status: str  # ok | cached | quarantined | failed (the call raised) | refused (budget)
     input_tokens: int
     output_tokens: int
     latency_s: float
     attempts: int
-    cost_usd: float
+    cost_usd: float | None  # None: the model has no price in schemas/prices.yaml
     error: str | None
 
     def as_row(self) -> dict[str, Any]:
@@ -104,12 +124,16 @@ def ledger_entry(
     partition: str,
     prices: Mapping[str, Price],
 ) -> LedgerEntry:
-    status = "cached" if reply.cached else ("quarantined" if reply.error else "ok")
-    cost = (
-        0.0
-        if reply.cached
-        else price_for(reply.model, prices).cost(reply.input_tokens, reply.output_tokens)
-    )
+    if reply.failed:
+        status = "refused" if reply.failed == "BudgetExceeded" else "failed"
+    else:
+        status = "cached" if reply.cached else ("quarantined" if reply.error else "ok")
+    cost: float | None = 0.0
+    if not reply.cached and (reply.input_tokens or reply.output_tokens):
+        try:
+            cost = price_for(reply.model, prices).cost(reply.input_tokens, reply.output_tokens)
+        except UnknownModelPrice:
+            cost = None
     return LedgerEntry(
         time=datetime.now(UTC).isoformat(timespec="milliseconds"),
         run_id=run_id,
@@ -123,7 +147,7 @@ def ledger_entry(
         latency_s=round(reply.latency_s, 4),
         attempts=reply.attempts,
         cost_usd=cost,
-        error=reply.error,
+        error=redact(reply.error),
     )
 
 
@@ -134,9 +158,10 @@ def run_totals(entries: Iterable[LedgerEntry]) -> dict[str, float | int]:
         "vlm_requests": len(rows),
         "vlm_cached": sum(r.status == "cached" for r in rows),
         "vlm_quarantined": sum(r.status == "quarantined" for r in rows),
+        "vlm_failed": sum(r.status in ("failed", "refused") for r in rows),
         "vlm_input_tokens": sum(r.input_tokens for r in rows),
         "vlm_output_tokens": sum(r.output_tokens for r in rows),
-        "vlm_cost_usd": round(sum(r.cost_usd for r in rows), 6),
+        "vlm_cost_usd": round(sum(r.cost_usd or 0.0 for r in rows), 6),
         "vlm_latency_s": round(sum(r.latency_s for r in rows), 3),
     }
 

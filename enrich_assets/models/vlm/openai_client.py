@@ -1,8 +1,10 @@
 """VLM backend for any OpenAI-compatible endpoint (OpenAI, Gemini's compatible API, vLLM).
 
 The real `openai` client with its own retries off: this module owns retrying (exponential
-backoff with jitter, honouring Retry-After) on 429, 5xx, timeouts and connection errors, and
-rotates round-robin over several base URLs, one attempt each.
+backoff with jitter, honouring Retry-After) on 429, 5xx, timeouts, connection errors and HTTP
+200 answers that are not a chat completion (empty `choices`, no `message`, an HTML or non-JSON
+body; past the retries the item is quarantined with the reason), and rotates round-robin over
+several base URLs, one attempt each. Whatever a server says is redacted before it is kept.
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from enrich_assets.infra.redact import redact, register_secret
 from enrich_assets.models.vlm.cache import ResponseCache
 from enrich_assets.models.vlm.call import (
     Generation,
+    InvalidCompletion,
     Message,
+    apply_overrides,
     complete_concurrently,
     complete_with_repairs,
 )
@@ -92,6 +97,7 @@ class OpenAIVLMClient:
             raise ValueError("OpenAIVLMClient needs at least one base URL")
         if image_format not in ("png", "jpeg"):
             raise ValueError(f"image_format must be png or jpeg, got {image_format!r}")
+        register_secret(api_key)
         self.model = model
         self.base_urls = list(base_urls)
         self.concurrency = concurrency
@@ -141,11 +147,7 @@ class OpenAIVLMClient:
         return complete_concurrently(self.complete, requests, self.concurrency)
 
     def _effective(self, request: VLMRequest) -> VLMRequest:
-        return replace(
-            request,
-            temperature=request.temperature if self.temperature is None else self.temperature,
-            max_tokens=min(request.max_tokens, self.max_tokens or request.max_tokens),
-        )
+        return apply_overrides(request, self.temperature, self.max_tokens)
 
     def _generate(self, request: VLMRequest, messages: list[Message]) -> Generation:
         import openai
@@ -159,21 +161,27 @@ class OpenAIVLMClient:
         }
         if request.json_output and self.json_mode:
             params["response_format"] = {"type": "json_object"}
+        invalid = False
         for attempt in range(self.retry.max_attempts):
             with self._lock:
                 url, client = next(self._next_client)
+            invalid = False
             try:
-                response = client.chat.completions.create(**params)
+                return _generation(client.chat.completions.create(**params))
             except (openai.RateLimitError, openai.InternalServerError) as e:
                 problem, retry_after = f"HTTP {e.status_code}", retry_after_s(e.response.headers)
             except openai.APIConnectionError as e:  # includes timeouts
                 problem, retry_after = type(e).__name__, None
             except openai.APIStatusError as e:
                 raise VLMCallRejected(
-                    f"{url} rejected the {request.kind!r} request: HTTP {e.status_code} {e.message}"
+                    redact(
+                        f"{url} rejected the {request.kind!r} request: "
+                        f"HTTP {e.status_code} {e.message}"
+                    )
                 ) from None
-            else:
-                return _generation(response)
+            except (InvalidCompletion, openai.APIResponseValidationError, ValueError) as e:
+                invalid, retry_after = True, None
+                problem = redact(f"HTTP 200 that is not a chat completion: {e}")[:300]
             if attempt + 1 == self.retry.max_attempts:
                 break
             delay = self.retry.delay(attempt, retry_after, self._rng)
@@ -186,6 +194,11 @@ class OpenAIVLMClient:
                 delay,
             )
             time.sleep(delay)
+        if invalid:
+            raise InvalidCompletion(
+                f"{self.retry.max_attempts} attempts for a {request.kind!r} request; "
+                f"last: {problem}"
+            )
         raise VLMUnavailable(
             f"VLM endpoint(s) {self.base_urls} failed {self.retry.max_attempts} times for a "
             f"{request.kind!r} request; last: {problem}"
@@ -219,14 +232,22 @@ def image_data_url(image: np.ndarray, image_format: str = "png") -> str:
 
 
 def _generation(response: Any) -> Generation:
+    """The completion's text and usage; InvalidCompletion when it is not one."""
+    if isinstance(response, str | bytes) or not hasattr(response, "choices"):
+        raise InvalidCompletion(f"body is not a completion: {str(response)[:120]!r}")
+    if not response.choices:
+        raise InvalidCompletion("no choices")
     choice = response.choices[0]
+    message = getattr(choice, "message", None)
+    if message is None or not isinstance(getattr(message, "content", None), str | None):
+        raise InvalidCompletion("the first choice has no message")
     usage = response.usage
     return Generation(
-        text=choice.message.content or "",
+        text=message.content or "",
         input_tokens=usage.prompt_tokens if usage else 0,
         output_tokens=usage.completion_tokens if usage else 0,
         finish_reason=choice.finish_reason,
-        refusal=getattr(choice.message, "refusal", None),
+        refusal=getattr(message, "refusal", None),
         served_model=response.model,
     )
 

@@ -27,7 +27,22 @@ from enrich_assets.models.vlm.stub_answers import UnknownKind, scripted_answer
 
 STUB_SUFFIX = ":local-stub"
 KIND_HEADER = "X-Enrich-Kind"
-FAULT_KINDS = ("429", "500", "delay", "malformed", "fenced", "truncated", "refusal")
+FAULT_KINDS = (
+    "429",
+    "500",
+    "delay",
+    "malformed",
+    "fenced",
+    "truncated",
+    "refusal",
+    # HTTP 200 that is not a chat completion
+    "empty_choices",
+    "no_message",
+    "html",
+    "not_json",
+    # HTTP 401 whose body echoes the Authorization header (as some proxies do)
+    "401_echo",
+)
 IMAGE_TOKENS = 85
 
 
@@ -216,16 +231,36 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.kind == "500":
             self._send(500, {"error": {"message": "internal error (stub fault)"}})
             return
+        if fault and fault.kind == "401_echo":
+            auth = self.headers.get("Authorization", "")
+            self._send(401, {"error": {"message": f"invalid credentials: {auth}"}})
+            return
+        if fault and fault.kind in ("html", "not_json"):
+            self._send_raw(200, _NOT_COMPLETION[fault.kind])
+            return
+        if fault and fault.kind in ("empty_choices", "no_message"):
+            answer = stub.answer(kind, body, None)
+            if fault.kind == "empty_choices":
+                answer["choices"] = []
+            else:
+                del answer["choices"][0]["message"]
+            self._send(200, answer)
+            return
         try:
             self._send(200, stub.answer(kind, body, fault))
         except UnknownKind as e:
             self._send(400, {"error": {"message": str(e)}})
 
     def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+        self._send_raw(status, ("application/json", json.dumps(payload).encode()), headers)
+
+    def _send_raw(
+        self, status: int, body: tuple[str, bytes], headers: dict[str, str] | None = None
+    ) -> None:
+        content_type, data = body
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
@@ -233,6 +268,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout): nothing to tell it
+
+
+_NOT_COMPLETION = {
+    "html": ("text/html", b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"),
+    "not_json": ("application/json", b"{this is not json"),
+}
 
 
 def _read_messages(messages: list[dict[str, Any]]) -> tuple[str, int, int]:

@@ -13,6 +13,7 @@ from enrich_assets.models.vlm.cache import ResponseCache
 from enrich_assets.models.vlm.call import (
     Generation,
     Message,
+    apply_overrides,
     complete_concurrently,
     complete_with_repairs,
 )
@@ -31,15 +32,20 @@ class TransformersVLMClient:
         *,
         max_repairs: int = 2,
         min_new_tokens: int = 0,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
         cache: ResponseCache | None = None,
         budget: Budget | None = None,
     ) -> None:
-        """`min_new_tokens` > 0 only for untrained models, which emit EOS at once."""
+        """`min_new_tokens` > 0 only for untrained models, which emit EOS at once;
+        `temperature` overrides every request's, `max_tokens` caps every request's."""
         self.model = model_id
         self._model = model.eval()
         self._processor = processor
         self.max_repairs = max_repairs
         self.min_new_tokens = min_new_tokens
+        self.temperature = temperature
+        self.max_tokens = max_tokens
         self.cache = cache
         self.budget = budget
 
@@ -66,6 +72,7 @@ class TransformersVLMClient:
         return f"TransformersVLMClient(model={self.model!r})"
 
     def complete(self, request: VLMRequest) -> VLMReply:
+        request = apply_overrides(request, self.temperature, self.max_tokens)
         return complete_with_repairs(
             request,
             lambda messages: self._generate(request, messages),

@@ -41,6 +41,7 @@ class VLMReply:
     cached: bool = False
     error: str | None = None  # set when the item is quarantined (malformed after repairs)
     attempts: int = 1
+    failed: str | None = None  # the exception's class name when the call raised (no answer)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
