@@ -54,3 +54,15 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / "dagster_home"))
     monkeypatch.delenv("ENRICH_DATASET_ROOTS", raising=False)
     return load_settings(tmp_path)
+
+
+def reload_language_assets() -> None:
+    """Rebuild the language assets (their code versions read the prompts at import), and the
+    writeback, which holds them as deps: stale objects there would collide with the new."""
+    import importlib
+
+    import enrich_assets.defs.language as language
+    import enrich_assets.defs.writeback as writeback
+
+    importlib.reload(language)
+    importlib.reload(writeback)

@@ -18,6 +18,7 @@ from enrich_assets.definitions import build_definitions
 from enrich_assets.defs.curation import REPORT_CHECKS
 from enrich_assets.enrich.curation.golden_set import load_golden_set
 from enrich_assets.store.catalog import Catalog
+from enrich_assets_tests.conftest import reload_language_assets
 
 
 def _golden_outputs(catalog: Catalog, dataset_id: str, drop_detections: int = 0) -> None:
@@ -64,9 +65,7 @@ def _score(settings) -> dg.MaterializeResult:  # noqa: ANN001
 def test_golden_gate_scores_each_version_and_rejects_a_regression(
     settings, tmp_path: Path, monkeypatch, capsys
 ):
-    import importlib
 
-    import enrich_assets.defs.language as language
     from enrich_assets.infra.prompts import PROMPTS_DIR
 
     root = write_sample_dataset(tmp_path / "demo", episodes=DEMO_EPISODES, seed=DEMO_SEED)
@@ -85,13 +84,13 @@ def test_golden_gate_scores_each_version_and_rejects_a_regression(
     prompts = Path(shutil.copytree(PROMPTS_DIR, tmp_path / "prompts"))
     (prompts / "caption.md").write_text((prompts / "caption.md").read_text() + "\nBe brief.\n")
     monkeypatch.setenv("ENRICH_PROMPTS_DIR", str(prompts))
-    importlib.reload(language)
+    reload_language_assets()
     _golden_outputs(catalog, reg.dataset_id, drop_detections=len(load_golden_set().items) // 3)
     second = _score(settings)
     assert main(["report", "--dataset", str(root)]) == 1  # the CLI says the same
     out = capsys.readouterr().out
     monkeypatch.delenv("ENRICH_PROMPTS_DIR")
-    importlib.reload(language)
+    reload_language_assets()
     check = second.get_asset_check_evaluations()[0]
     assert not check.passed
     assert "detection_recall fell from 1.000" in check.description

@@ -3,7 +3,6 @@ through a real Dagster instance and the local stub VLM over real HTTP."""
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from enrich_assets.app.run_driver import materialize_dataset
 from enrich_assets.definitions import build_definitions
 from enrich_assets.models.vlm.stub_server import LocalStubServer
 from enrich_assets.store.catalog import Catalog
+from enrich_assets_tests.conftest import reload_language_assets
 
 LANGUAGE = "key:ai_caption+ or key:language_plan+ or key:language_vqa+"
 UPSTREAM = "key:episode_manifest or key:keyframes or key:ai_embedding"
@@ -137,7 +137,7 @@ def test_budget_cap_stops_the_run_and_fails_episodes_clearly(
 
 
 def _code_versions() -> dict[str, str]:
-    _reload_language()
+    reload_language_assets()
     graph = build_definitions().resolve_asset_graph()
     return {
         name: graph.get(key).code_version or ""
@@ -183,7 +183,7 @@ def test_prompt_edit_requests_a_backfill_of_exactly_that_assets_partitions(
             instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=key))
 
     def evaluate(cursor=None):  # noqa: ANN001, ANN202
-        _reload_language()
+        reload_language_assets()
         return dg.evaluate_automation_conditions(build_definitions(), instance, cursor=cursor)
 
     first = evaluate()
@@ -195,17 +195,7 @@ def test_prompt_edit_requests_a_backfill_of_exactly_that_assets_partitions(
     assert edited.total_requested == 2
     assert evaluate(edited.cursor).total_requested == 0  # requested once, not every tick
     monkeypatch.delenv("ENRICH_PROMPTS_DIR")
-    _reload_language()
-
-
-def _reload_language() -> None:
-    """Rebuild the language assets (their code versions read the prompts at import), and the
-    writeback, which holds them as deps: stale objects there would collide with the new."""
-    import enrich_assets.defs.language as language
-    import enrich_assets.defs.writeback as writeback
-
-    importlib.reload(language)
-    importlib.reload(writeback)
+    reload_language_assets()
 
 
 @pytest.fixture(autouse=True)
