@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from enrich_assets.datasets.errors import DatasetError
+from enrich_assets.infra.files import describe_os_error
 from enrich_assets.infra.settings import SettingsError, load_settings
 
 
@@ -38,10 +41,20 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print(f"  {status.upper()}: {asset} episode {ep}: {message}")
     for asset, ep, rule, message in report.checks_failing[:20]:
         print(f"  check {asset}.{rule} failed for episode {ep}: {message}")
-    for run_id in report.failed_runs:
-        print(f"  run {run_id} failed: see `dagster dev` (DAGSTER_HOME={settings.dagster_home})")
     print(f"catalog: {settings.duckdb_path} (views over {settings.catalog_dir})")
+    _print_runs_and_log(args, report)
     return 0 if report.ok else 1
+
+
+def _print_runs_and_log(args: argparse.Namespace, report: Any) -> None:
+    """Runs that failed as a whole, and where the full log (tracebacks) is; `--verbose`
+    also prints that log."""
+    for run_id in report.failed_runs:
+        print(f"  run {run_id} failed as a whole (`make ui` shows it; see the log)")
+    if report.log_path is not None:
+        print(f"log: {report.log_path}")
+        if args.verbose:
+            print(report.log_path.read_text(), file=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -117,8 +130,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         current = dict(zip(scores["metric"], scores["value"], strict=True))
         for regression in find_regressions(earlier, version, current, load_gates()):
             print(f"golden set gate: REJECTED: {regression.describe()}")
-    for run_id in report.failed_runs:
-        print(f"  run {run_id} failed: see `dagster dev` (DAGSTER_HOME={settings.dagster_home})")
+    _print_runs_and_log(args, report)
     return 0 if report.ok and not rejected else 1
 
 
@@ -210,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", default="*", help="Dagster asset selection (default: everything)")
     p.add_argument("--episodes", help="comma-separated episode indices (default: all)")
     p.add_argument("--batch-size", type=int, help="episodes per Dagster run")
+    p.add_argument("--verbose", action="store_true", help="also print the runs' full log")
     p.set_defaults(func=cmd_materialize)
 
     p = sub.add_parser("status", help="partitions known, materialized, failed; checks failing")
@@ -225,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="golden-set score and validation report for a dataset")
     p.add_argument("--dataset", required=True)
+    p.add_argument("--verbose", action="store_true", help="also print the runs' full log")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("search", help="text (or example image) -> keyframe search")
@@ -263,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.OperationalError) as exc:  # a full disk, a read-only folder
+        print(f"error: {describe_os_error(exc, load_settings().data_dir)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

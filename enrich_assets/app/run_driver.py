@@ -13,11 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
+from dagster._core.errors import DagsterInvalidSubsetError
 
 from enrich_assets.app.dead_runs import reap_dead_runs, run_tags
+from enrich_assets.app.run_log import write_run_log
 from enrich_assets.datasets.lerobot.reader import LeRobotReader, open_lerobot
 from enrich_assets.defs.jobs import range_tags
 from enrich_assets.defs.partial_ranges import (
@@ -27,7 +30,7 @@ from enrich_assets.defs.partial_ranges import (
     left_over,
 )
 from enrich_assets.defs.partitions import episodes
-from enrich_assets.infra.files import file_lock
+from enrich_assets.infra.files import file_lock, remove_stale_temp_files
 from enrich_assets.infra.partition_keys import partition_key
 from enrich_assets.infra.paths import DAGSTER_YAML
 from enrich_assets.infra.settings import Settings
@@ -37,8 +40,9 @@ from enrich_assets.store.episode_log import STATUS, VALIDATION
 from enrich_assets.store.registry import DatasetRegistry
 
 REPO_DAGSTER_YAML = DAGSTER_YAML
-# the run's own events go to the instance (UI); the console shows warnings and errors only
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# the run's own events go to the instance (UI) and the command's log file; the console
+# shows the command's summary only
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
@@ -51,7 +55,8 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     # two processes creating a new SQLite instance at once race on its schema: serialise that
     with instance_lock(home):
         instance = dg.DagsterInstance.get()
-    reap_dead_runs(instance)
+    if reap_dead_runs(instance):  # a process died: it may have left temporary files
+        remove_stale_temp_files(settings.data_dir, older_than_s=60.0)
     return instance
 
 
@@ -74,6 +79,18 @@ def parse_selection(text: str) -> dg.AssetSelection:
     for part in parts[1:]:
         union = union | part
     return union
+
+
+def resolve_selection(text: str, graph: Any) -> set[dg.AssetKey]:
+    """The asset keys `text` selects; a selection that matches nothing is an error."""
+    try:
+        selected = parse_selection(text).resolve(graph)
+    except (DagsterInvalidAssetSelectionError, DagsterInvalidSubsetError) as exc:
+        raise ValueError(f"--select {text!r}: {str(exc).splitlines()[0]}") from None
+    if not selected:
+        known = ", ".join(sorted(k.to_user_string() for k in graph.get_all_asset_keys()))
+        raise ValueError(f"--select {text!r} matches no asset (assets: {known})")
+    return selected
 
 
 @dataclass
@@ -108,6 +125,7 @@ class MaterializeReport:
     runs: int = 0
     failed_runs: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
+    log_path: Path | None = None
     summary: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[tuple[str, int, str, str]] = field(
         default_factory=list
@@ -130,7 +148,7 @@ def materialize_dataset(
     instance = dagster_instance(settings)
     reg = register_dataset(settings, instance, root, only)
     graph = defs.resolve_asset_graph()
-    selected = parse_selection(select).resolve(graph)
+    selected = resolve_selection(select, graph)
     partitioned = [k for k in selected if graph.get(k).partitions_def is not None]
     unpartitioned = [k for k in selected if graph.get(k).partitions_def is None]
     assets = list(defs.assets or [])
@@ -157,6 +175,7 @@ def materialize_dataset(
         run(unpartitioned)
     names = {k.to_user_string() for k in selected}
     report.failed_runs = _failed_without_reason(instance, settings, report.run_ids, reg.keys)
+    report.log_path = write_run_log(instance, report.run_ids, settings.data_dir, "materialize")
     return summarize(settings, reg, report, names)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from enrich_assets.app.dead_runs import dead_runs
 from enrich_assets.app.run_driver import dagster_instance
 from enrich_assets.defs.partitions import episodes
 from enrich_assets.infra.settings import Settings
@@ -37,6 +38,8 @@ def dataset_status(settings: Settings, root: Path) -> str:
         )
         for row in rows.filter(rows["status"] != "ok").iter_rows(named=True):
             lines.append(f"    {row['status']}: episode {row['episode_index']}: {row['message']}")
+    for run in dead_runs(instance):
+        lines.append(f"  run {run.run_id} marked failed: its process died (killed?)")
     checks = catalog.read(VALIDATION, dataset_id, where="NOT passed")
     lines.append(f"  checks failing: {checks.height}")
     for row in checks.head(20).iter_rows(named=True):

@@ -76,3 +76,30 @@ def remove_stale_temp_files(root: Path, older_than_s: float = 3600.0) -> list[Pa
         except OSError:
             continue
     return removed
+
+
+def describe_os_error(exc: BaseException, data_dir: Path) -> str:
+    """One line naming the path and the cause of a storage error (no traceback).
+
+    SQLite reports a full disk as "disk I/O error" without a path: then the data folder and
+    its free space are named."""
+    import errno
+    import shutil
+
+    causes = {
+        errno.ENOSPC: "no space left on device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EACCES: "permission denied",
+        errno.EROFS: "read-only file system",
+    }
+    code = getattr(exc, "errno", None)
+    path = getattr(exc, "filename", None) or data_dir
+    if code in causes:
+        return f"{path}: {causes[code]}"
+    try:
+        free = shutil.disk_usage(data_dir if data_dir.exists() else data_dir.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < 1 << 20:
+        return f"{data_dir}: no space left on device ({free} bytes free): {exc}"
+    return f"{path}: {exc}"
