@@ -9,6 +9,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
+
 from enrich_assets.datasets.errors import DatasetError
 from enrich_assets.infra.files import describe_os_error
 from enrich_assets.infra.settings import SettingsError, load_settings
@@ -277,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (OSError, sqlite3.OperationalError) as exc:  # a full disk, a read-only folder
+    except (OSError, sqlite3.OperationalError, sqlalchemy.exc.OperationalError) as exc:
+        # a full disk, a read-only folder: one line naming the path and the cause
         print(f"error: {describe_os_error(exc, load_settings().data_dir)}", file=sys.stderr)
         return 1
 

@@ -93,6 +93,7 @@ def describe_os_error(exc: BaseException, data_dir: Path) -> str:
         errno.EROFS: "read-only file system",
     }
     code = getattr(exc, "errno", None)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     path = getattr(exc, "filename", None) or data_dir
     if code in causes:
         return f"{path}: {causes[code]}"
@@ -101,5 +102,5 @@ def describe_os_error(exc: BaseException, data_dir: Path) -> str:
     except OSError:
         free = None
     if free is not None and free < 1 << 20:
-        return f"{data_dir}: no space left on device ({free} bytes free): {exc}"
-    return f"{path}: {exc}"
+        return f"{data_dir}: no space left on device ({free} bytes free): {first}"
+    return f"{path}: {first}"
