@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from enrich_assets.enrich.episode.keyframes import select_by_fps  # noqa: E402
 from enrich_assets.enrich.language.captions import caption_keyframes  # noqa: E402
-from enrich_assets.enrich.language.frames import sample_positions  # noqa: E402
 from enrich_assets.enrich.language.interjections import run_interjections  # noqa: E402
 from enrich_assets.enrich.language.module import EpisodeInput  # noqa: E402
 from enrich_assets.enrich.language.plan import run_plan  # noqa: E402
@@ -46,13 +46,13 @@ LEROBOT_MAX_INTERJECTIONS = 3
 
 def lerobot_calls(timestamps: np.ndarray, n_subtasks: int, n_boundaries: int, cameras: int):
     """Calls lerobot-annotate makes at its defaults, by module, for this episode."""
-    windows = -(-len(sample_positions(timestamps, LEROBOT_PLAN_FPS)) // LEROBOT_FRAMES_PER_PROMPT)
+    windows = -(-len(select_by_fps(timestamps, LEROBOT_PLAN_FPS)) // LEROBOT_FRAMES_PER_PROMPT)
     return {
         # describe + segment per window, task rephrasings, one memory call per boundary
         "plan": 2 * windows + 1 + max(n_subtasks - 1, 0),
         # initial speech + one call per interjection
         "interjections": 1 + min(LEROBOT_MAX_INTERJECTIONS, n_boundaries),
-        "vqa": len(sample_positions(timestamps, LEROBOT_VQA_HZ)) * cameras,
+        "vqa": len(select_by_fps(timestamps, LEROBOT_VQA_HZ)) * cameras,
     }
 
 

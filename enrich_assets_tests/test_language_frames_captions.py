@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from enrich_assets.enrich.episode.keyframes import select_by_fps
 from enrich_assets.enrich.language.captions import caption_keyframes, caption_tags
 from enrich_assets.enrich.language.frames import (
     cached,
-    sample_positions,
     split_windows,
     window_around,
 )
@@ -20,8 +20,8 @@ TS = (np.arange(300) / 30).astype(np.float32)  # 10 s at 30 fps
 
 
 def test_sampling_windows_and_windows_around():
-    assert sample_positions(TS, 1.0) == [*range(0, 300, 30), 299]
-    assert sample_positions(TS, 0.25) == [0, 120, 240, 299]
+    assert select_by_fps(TS, 1.0) == [*range(0, 300, 30), 299]
+    assert select_by_fps(TS, 0.25) == [0, 120, 240, 299]
     windows = split_windows(list(range(70)), 32)
     assert [len(w) for w in windows] == [24, 23, 23] and sum(windows, []) == list(range(70))
     assert window_around(TS, 150, 2.0, 4) == [120, 140, 160, 180]

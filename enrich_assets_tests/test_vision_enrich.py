@@ -22,7 +22,8 @@ from enrich_assets.enrich.vision.detections import (
     load_vocabulary,
     normalize_detections,
 )
-from enrich_assets.enrich.vision.embedding import check_embeddings, image_hash, near_duplicate_of
+from enrich_assets.enrich.vision.embedding import check_embeddings, near_duplicate_of
+from enrich_assets.infra.pixels import pixel_hash
 from enrich_assets.models.registry import load_model_spec, resolve_device, resolve_dtype
 from enrich_assets.models.vision.batching import packed_batches, prefetch, run_batched
 from enrich_assets.store.artifacts import write_artifact
@@ -66,11 +67,11 @@ def test_embedding_rules_pass_on_good_vectors_and_fail_on_each_fault():
 
 def test_image_hash_is_pixel_identity():
     image = np.zeros((4, 6, 3), np.uint8)
-    assert image_hash(image) == image_hash(image.copy())
-    assert image_hash(image) != image_hash(np.zeros((6, 4, 3), np.uint8))
+    assert pixel_hash(image) == pixel_hash(image.copy())
+    assert pixel_hash(image) != pixel_hash(np.zeros((6, 4, 3), np.uint8))
     other = image.copy()
     other[0, 0, 0] = 1
-    assert image_hash(image) != image_hash(other)
+    assert pixel_hash(image) != pixel_hash(other)
 
 
 # --- detections ---------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import pytest
 
 from enrich_assets.enrich.vision.depth import check_depth, decode_depth, encode_depth
 from enrich_assets.enrich.vision.detections import check_detections, normalize_detections
-from enrich_assets.enrich.vision.embedding import check_embeddings, image_hash
+from enrich_assets.enrich.vision.embedding import check_embeddings
+from enrich_assets.infra.pixels import pixel_hash
 from enrich_assets.models.registry import load_model_spec
 from enrich_assets.models.vision.depth_estimator import DepthEstimator, load_depth_estimator
 from enrich_assets.models.vision.detector import Detector, load_detector
@@ -63,7 +64,7 @@ def offline_empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 def test_clip_embeddings_are_unit_vectors_that_pass_the_rules(clip, images):
     vectors = clip.embed_images(images)
     assert vectors.shape == (3, clip.dim) == (3, 32) and vectors.dtype == np.float32
-    assert failed(check_embeddings(vectors, clip.dim, [image_hash(i) for i in images])) == set()
+    assert failed(check_embeddings(vectors, clip.dim, [pixel_hash(i) for i in images])) == set()
     assert clip.model_id == "tiny-clip:random-init"
     assert clip.provenance.model_revision == "random-init"
     assert clip.provenance.preprocessing == "torch-shortest-bicubic-64x64:v1"
@@ -109,7 +110,7 @@ def test_dinov2_is_the_second_embedding_family(images):
     dino = load_image_embedder(spec, device="cpu")
     vectors = dino.embed_images(images)
     assert vectors.shape == (3, 32)
-    assert failed(check_embeddings(vectors, dino.dim, [image_hash(i) for i in images])) == set()
+    assert failed(check_embeddings(vectors, dino.dim, [pixel_hash(i) for i in images])) == set()
     with pytest.raises(NotImplementedError, match="no text tower"):
         dino.embed_texts(["cup"])
 

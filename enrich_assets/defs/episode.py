@@ -15,8 +15,9 @@ from enrich_assets.enrich.episode.keyframes import (
 )
 from enrich_assets.enrich.episode.quality import QualityConfig, check_quality, score_image
 from enrich_assets.enrich.rules import Severity
+from enrich_assets.infra.pixels import pixel_hash
 from enrich_assets.infra.schema import config_hash, pipeline_config
-from enrich_assets.store.images import load_image, pixel_hash, save_image
+from enrich_assets.store.images import load_image, save_image
 
 CODE_VERSION = "1"  # bump when the code (not the config) of these assets changes its output
 KEYFRAME_CONFIG = pipeline_config("keyframes")

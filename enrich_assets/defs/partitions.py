@@ -6,10 +6,13 @@ import warnings
 
 import dagster as dg
 
+from enrich_assets.infra.settings import load_settings
+
 # backfill_policy and range runs are marked beta in 1.13; we rely on them knowingly
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 episodes = dg.DynamicPartitionsDefinition(name="episodes")
 
-# Backfills of many episodes run as ranges of this many per run, not one run each.
-EPISODE_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=64)
+# Backfills of many episodes run as ranges of `batch_size` (settings, default 64) per run,
+# not one run each.
+EPISODE_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=load_settings().batch_size)

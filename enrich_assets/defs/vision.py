@@ -24,6 +24,7 @@ from enrich_assets.enrich.vision.detections import (
     normalize_detections,
 )
 from enrich_assets.enrich.vision.embedding import check_embeddings, near_duplicate_of
+from enrich_assets.infra.partition_keys import parse_partition_key
 from enrich_assets.infra.schema import config_hash, load_yaml
 from enrich_assets.infra.settings import load_settings
 from enrich_assets.models.registry import ModelSpec, load_model_spec
@@ -190,7 +191,7 @@ def ai_detections(
     def run(items: Iterator[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Any]]:
         return model.run(items, labels)
 
-    dataset_ids = {k.rpartition(":ep")[0] for k in context.partition_keys}
+    dataset_ids = {parse_partition_key(k)[0] for k in context.partition_keys}
     labels = sorted(
         {
             label

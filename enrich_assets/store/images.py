@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
@@ -10,10 +9,6 @@ import numpy as np
 from PIL import Image
 
 from enrich_assets.store.artifacts import write_artifact
-
-
-def pixel_hash(image: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
 
 
 def save_image(root: Path, image: np.ndarray) -> Path:

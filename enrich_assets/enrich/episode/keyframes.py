@@ -33,7 +33,12 @@ def select_by_count(length: int, count: int) -> list[int]:
 
 
 def select_by_fps(timestamps: np.ndarray, fps: float) -> list[int]:
-    """The frame nearest each tick of a 1/fps clock, plus the last frame."""
+    """The frame nearest each tick of a 1/fps clock started at the first frame, plus the
+    last: keyframes at F fps, and the frames the language modules sample."""
+    if len(timestamps) == 0:
+        return []
+    if fps <= 0:
+        raise ValueError(f"sampling rate must be positive, got {fps}")
     ticks = np.arange(timestamps[0], timestamps[-1] + 1e-9, 1.0 / fps)
     picks = {int(np.abs(timestamps - t).argmin()) for t in ticks} | {len(timestamps) - 1}
     return sorted(picks)

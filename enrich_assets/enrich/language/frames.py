@@ -14,17 +14,6 @@ import numpy as np
 FrameFetch = Callable[[str, Sequence[int]], list[np.ndarray]]
 
 
-def sample_positions(timestamps: np.ndarray, fps: float) -> list[int]:
-    """The frame nearest each tick of a 1/fps clock started at the first frame, plus the last."""
-    if len(timestamps) == 0:
-        return []
-    if fps <= 0:
-        raise ValueError(f"sampling rate must be positive, got {fps}")
-    ticks = np.arange(timestamps[0], timestamps[-1] + 1e-9, 1.0 / fps)
-    picks = {int(np.abs(timestamps - t).argmin()) for t in ticks} | {len(timestamps) - 1}
-    return sorted(picks)
-
-
 def split_windows(positions: Sequence[int], cap: int) -> list[list[int]]:
     """Consecutive windows of at most `cap` positions, as equal in size as possible."""
     if cap <= 0:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from enrich_assets.datasets.lerobot.language_format import LanguageRow
+from enrich_assets.enrich.episode.keyframes import select_by_fps
 from enrich_assets.enrich.language.frames import (
     FrameFetch,
     frames_line,
-    sample_positions,
     split_windows,
     timestamps_line,
 )
@@ -163,7 +163,7 @@ def run_plan(episode: EpisodeInput, client: VLMClient) -> PlanOutput:
         raise ValueError(f"episode {episode.episode_index} has no frames")
     replies: list[VLMReply] = []
     failures: list[str] = []
-    positions = sample_positions(timestamps, settings.plan_fps)
+    positions = select_by_fps(timestamps, settings.plan_fps)
     if task_needs_deriving(task, settings):
         task = _derive_task(task, positions, fetch, camera, client, settings, replies, failures)
     subtasks = _subtasks(

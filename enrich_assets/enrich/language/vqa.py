@@ -13,9 +13,9 @@ import json
 import numpy as np
 
 from enrich_assets.datasets.lerobot.language_format import LanguageRow
+from enrich_assets.enrich.episode.keyframes import select_by_fps
 from enrich_assets.enrich.language.frames import (
     frames_line,
-    sample_positions,
     split_windows,
 )
 from enrich_assets.enrich.language.module import (
@@ -65,7 +65,7 @@ def _pairs(reply: VLMReply) -> list:
 def run_vqa(episode: EpisodeInput, client: VLMClient) -> ModuleOutput:
     """A (question, answer) row pair per sampled frame and camera (event style `vqa`)."""
     timestamps, settings = episode.timestamps, episode.settings
-    positions = sample_positions(timestamps, settings.vqa_hz)
+    positions = select_by_fps(timestamps, settings.vqa_hz)
     kinds = settings.vqa_types
     jobs: list[tuple[str, list[int]]] = []
     requests: list[VLMRequest] = []

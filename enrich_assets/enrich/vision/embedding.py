@@ -6,7 +6,6 @@ one already handled: each keyframe points at the earlier representative it repea
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,11 +14,6 @@ from enrich_assets.enrich.rules import RuleOutcome, outcome
 
 NEAR_DUPLICATE_THRESHOLD = 0.95
 NORM_TOLERANCE = 1e-3
-
-
-def image_hash(image: np.ndarray) -> str:
-    """Identity of a keyframe's pixels (shape included)."""
-    return hashlib.sha256(repr(image.shape).encode() + np.ascontiguousarray(image).data).hexdigest()
 
 
 def near_duplicate_of(

@@ -11,17 +11,9 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
-
 from enrich_assets.infra.files import write_text_atomic
+from enrich_assets.infra.pixels import pixel_hash
 from enrich_assets.models.vlm.types import VLMReply, VLMRequest
-
-
-def image_hash(image: np.ndarray) -> str:
-    """Hash of the pixels themselves (not of an encoding, which varies with library versions)."""
-    h = hashlib.sha256(f"{image.dtype}{image.shape}".encode())
-    h.update(np.ascontiguousarray(image).tobytes())
-    return h.hexdigest()
 
 
 def cache_key(model: str, request: VLMRequest) -> str:
@@ -30,7 +22,7 @@ def cache_key(model: str, request: VLMRequest) -> str:
         "kind": request.kind,
         "system": request.system,
         "prompt": request.prompt,
-        "images": [image_hash(im) for im in request.images],
+        "images": [pixel_hash(im) for im in request.images],
         "json_output": request.json_output,
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
