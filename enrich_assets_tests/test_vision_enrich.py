@@ -43,7 +43,7 @@ def failed(outcomes) -> set[str]:
 
 def test_near_duplicates_point_at_the_earlier_representative():
     vectors = unit([1, 0, 0], [0.99, 0.05, 0], [0, 1, 0], [0.98, 0, 0.1], [0.7, 0.7, 0])
-    assert near_duplicate_of(vectors).tolist() == [-1, 0, -1, 0, -1]
+    assert near_duplicate_of(vectors, 0.95).tolist() == [-1, 0, -1, 0, -1]
     assert near_duplicate_of(vectors, threshold=0.999).tolist() == [-1, -1, -1, -1, -1]
     assert near_duplicate_of(vectors, threshold=0.5).tolist() == [-1, 0, -1, 0, 0]
 
@@ -248,3 +248,36 @@ def test_prefetch_reraises_producer_errors_and_stops_early():
         if value == 3:
             break
     assert len(produced) < 10
+
+
+def test_embedding_rows_mark_near_duplicates_within_one_camera_only() -> None:
+    from enrich_assets.enrich.vision.embedding import embedding_rows
+
+    a, b = np.eye(3, dtype=np.float32)[0], np.eye(3, dtype=np.float32)[1]
+    rows = [
+        {"camera": "top", "frame_index": 0},
+        {"camera": "top", "frame_index": 5},
+        {"camera": "front", "frame_index": 0},
+        {"camera": "front", "frame_index": 5},
+    ]
+    matrix = np.stack([a, a, a, b])  # front:0 repeats top's picture, but in another camera
+    out = embedding_rows(rows, matrix, 0.95)
+    assert [r["tech_near_dup_of"] for r in out] == [None, 0, None, None]
+    assert [r["tech_is_near_duplicate"] for r in out] == [False, True, False, False]
+    assert out[0]["ai_embedding"] == a.tolist() and out[0]["ai_embedding_dim"] == 3
+
+
+def test_detection_rows_drop_labels_outside_the_vocabulary_and_clip_boxes() -> None:
+    from enrich_assets.enrich.vision.detections import detection_rows
+
+    rows = [{"camera": "top", "frame_index": 3, "tech_height": 10, "tech_width": 20}]
+    found = [
+        [
+            {"label": "cube", "confidence": 0.9, "bbox": [-5.0, 1.0, 30.0, 8.0]},
+            {"label": "dragon", "confidence": 0.8, "bbox": [1.0, 1.0, 2.0, 2.0]},
+        ]
+    ]
+    out, per_frame = detection_rows(rows, found, {"cube"})
+    assert [d["label"] for d in per_frame[0]] == ["cube"]
+    assert per_frame[0][0]["bbox"] == [0.0, 1.0, 20.0, 8.0]
+    assert out[0]["ai_detection_count"] == 1 and out[0]["frame_index"] == 3

@@ -12,10 +12,10 @@ from enrich_assets.enrich.episode.keyframes import (
     KeyframePolicy,
     check_keyframes,
     extract_keyframes,
+    keyframe_rows,
 )
 from enrich_assets.enrich.episode.quality import QualityConfig, check_quality, score_image
 from enrich_assets.enrich.rules import Severity
-from enrich_assets.infra.pixels import pixel_hash
 from enrich_assets.infra.schema import config_hash, pipeline_config
 from enrich_assets.store.images import load_image, save_image
 
@@ -70,22 +70,8 @@ def keyframes(
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         frames = extract_keyframes(ref, policy)
         timestamps = read_frames(ref, ("timestamp", "episode_index")).column("timestamp").to_numpy()
-        rank: dict[str, int] = {}
-        rows = []
-        for kf in frames:
-            rank[kf.camera] = rank.get(kf.camera, -1) + 1
-            rows.append(
-                {
-                    "camera": kf.camera,
-                    "frame_index": kf.frame_index,
-                    "tech_timestamp": kf.timestamp,
-                    "tech_keyframe_rank": rank[kf.camera],
-                    "tech_image_path": str(save_image(pipeline.artifact_dir, kf.image)),
-                    "tech_image_sha256": pixel_hash(kf.image),
-                    "tech_height": kf.image.shape[0],
-                    "tech_width": kf.image.shape[1],
-                }
-            )
+        paths = [str(save_image(pipeline.artifact_dir, kf.image)) for kf in frames]
+        rows = keyframe_rows(frames, paths)
         outcomes = check_keyframes(
             ref.cameras, [(f.camera, f.timestamp) for f in frames], timestamps
         )

@@ -19,11 +19,10 @@ from enrich_assets.enrich.rules import Severity
 from enrich_assets.enrich.vision.depth import check_depth, depth_kind, depth_stats, encode_depth
 from enrich_assets.enrich.vision.detections import (
     check_detections,
-    detections_json,
+    detection_rows,
     load_vocabulary,
-    normalize_detections,
 )
-from enrich_assets.enrich.vision.embedding import check_embeddings, near_duplicate_of
+from enrich_assets.enrich.vision.embedding import check_embeddings, embedding_rows
 from enrich_assets.infra.partition_keys import parse_partition_key
 from enrich_assets.infra.schema import config_hash, load_yaml
 from enrich_assets.infra.settings import load_settings
@@ -119,11 +118,11 @@ DETECTION_RULES = dict.fromkeys(
     Severity.ERROR,
 )
 DEPTH_RULES = dict.fromkeys(["depth_shape", "depth_finite", "depth_positive"], Severity.ERROR)
-NEAR_DUP_THRESHOLD = DEFAULT_THRESHOLD  # schemas/pipeline.yaml near_duplicates
+THRESHOLD = DEFAULT_THRESHOLD  # schemas/pipeline.yaml near_duplicates
 
 
 @episode_asset(
-    code_version=config_hash(MODELS["models"][_spec("embedding").name], NEAR_DUP_THRESHOLD),
+    code_version=config_hash(MODELS["models"][_spec("embedding").name], THRESHOLD),
     deps=[keyframes],
     rules=EMBEDDING_RULES,
     group_name="vision",
@@ -139,23 +138,7 @@ def ai_embedding(
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
         matrix = np.stack([vectors[_key(r)] for r in rows]).astype(np.float32)
-        dup = np.full(len(rows), -1)
-        for camera in {r["camera"] for r in rows}:  # near-duplicates within one camera's sequence
-            idx = [i for i, r in enumerate(rows) if r["camera"] == camera]
-            local = near_duplicate_of(matrix[idx], NEAR_DUP_THRESHOLD)
-            dup[idx] = [idx[j] if j >= 0 else -1 for j in local]
-        out = [
-            {
-                "camera": r["camera"],
-                "frame_index": r["frame_index"],
-                "ai_embedding": matrix[i].tolist(),
-                "ai_embedding_dim": int(matrix.shape[1]),
-                "tech_near_dup_of": rows[dup[i]]["frame_index"] if dup[i] >= 0 else None,
-                "tech_is_near_duplicate": bool(dup[i] >= 0),
-                **_provenance(model),
-            }
-            for i, r in enumerate(rows)
-        ]
+        out = [{**row, **_provenance(model)} for row in embedding_rows(rows, matrix, THRESHOLD)]
         return EpisodeOutput(
             out, check_embeddings(matrix, model.dim, [r["tech_image_sha256"] for r in rows])
         )
@@ -204,24 +187,8 @@ def ai_detections(
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
         allowed = set(labels_by_dataset[ref.dataset_id])
-        per_frame = [
-            normalize_detections(
-                [d for d in found[_key(r)] if d["label"] in allowed],
-                r["tech_height"],
-                r["tech_width"],
-            )
-            for r in rows
-        ]
-        out = [
-            {
-                "camera": r["camera"],
-                "frame_index": r["frame_index"],
-                "ai_detections": detections_json(dets),
-                "ai_detection_count": len(dets),
-                **_provenance(model),
-            }
-            for r, dets in zip(rows, per_frame, strict=True)
-        ]
+        out, per_frame = detection_rows(rows, [found[_key(r)] for r in rows], allowed)
+        out = [{**row, **_provenance(model)} for row in out]
         sizes = [(r["tech_height"], r["tech_width"]) for r in rows]
         return EpisodeOutput(
             out, check_detections(per_frame, sizes, labels_by_dataset[ref.dataset_id])

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from enrich_assets.datasets.lerobot.reader import read_frames
 from enrich_assets.datasets.video import decode_at, iter_decode_at
 from enrich_assets.enrich.episode.quality import grey
 from enrich_assets.enrich.rules import RuleOutcome, outcome
+from enrich_assets.infra.pixels import pixel_hash
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,28 @@ class Keyframe:
     frame_index: int
     timestamp: float  # exactly the source parquet's float32 value
     image: np.ndarray  # uint8 HxWx3 RGB
+
+
+def keyframe_rows(frames: Sequence[Keyframe], image_paths: Sequence[str]) -> list[dict[str, Any]]:
+    """One catalog row per keyframe (its cached image at `image_paths[i]`), ranked in time
+    order within its camera."""
+    rank: dict[str, int] = {}
+    rows = []
+    for kf, path in zip(frames, image_paths, strict=True):
+        rank[kf.camera] = rank.get(kf.camera, -1) + 1
+        rows.append(
+            {
+                "camera": kf.camera,
+                "frame_index": kf.frame_index,
+                "tech_timestamp": kf.timestamp,
+                "tech_keyframe_rank": rank[kf.camera],
+                "tech_image_path": path,
+                "tech_image_sha256": pixel_hash(kf.image),
+                "tech_height": kf.image.shape[0],
+                "tech_width": kf.image.shape[1],
+            }
+        )
+    return rows
 
 
 def extract_keyframes(ref: EpisodeRef, policy: KeyframePolicy) -> list[Keyframe]:

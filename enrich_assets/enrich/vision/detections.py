@@ -7,7 +7,7 @@ pixels, labels from the configured vocabulary (schemas/detection_vocabulary.yaml
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,29 @@ def normalize_detections(raw: Sequence[Detection], height: int, width: int) -> l
 
 def detections_json(detections: Sequence[Detection]) -> str:
     return json.dumps(list(detections), separators=(",", ":"))
+
+
+def detection_rows(
+    rows: Sequence[Mapping[str, Any]], found: Sequence[Sequence[Detection]], allowed: set[str]
+) -> tuple[list[dict[str, Any]], list[list[Detection]]]:
+    """Catalog rows for keyframes `rows` from the model's raw detections `found` (same order):
+    labels outside the dataset's vocabulary dropped, boxes clipped to the frame."""
+    per_frame = [
+        normalize_detections(
+            [d for d in dets if d["label"] in allowed], r["tech_height"], r["tech_width"]
+        )
+        for r, dets in zip(rows, found, strict=True)
+    ]
+    out = [
+        {
+            "camera": r["camera"],
+            "frame_index": r["frame_index"],
+            "ai_detections": detections_json(dets),
+            "ai_detection_count": len(dets),
+        }
+        for r, dets in zip(rows, per_frame, strict=True)
+    ]
+    return out, per_frame
 
 
 def check_detections(

@@ -6,19 +6,17 @@ one already handled: each keyframe points at the earlier representative it repea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from enrich_assets.enrich.rules import RuleOutcome, outcome
 
-NEAR_DUPLICATE_THRESHOLD = 0.95
 NORM_TOLERANCE = 1e-3
 
 
-def near_duplicate_of(
-    vectors: np.ndarray, threshold: float = NEAR_DUPLICATE_THRESHOLD
-) -> np.ndarray:
+def near_duplicate_of(vectors: np.ndarray, threshold: float) -> np.ndarray:
     """Per keyframe (in episode order): index of the earlier representative it repeats, or -1.
 
     A keyframe whose cosine similarity to a representative is above `threshold` repeats the
@@ -35,6 +33,29 @@ def near_duplicate_of(
                 continue
         representatives.append(i)
     return result
+
+
+def embedding_rows(
+    rows: Sequence[Mapping[str, Any]], matrix: np.ndarray, threshold: float
+) -> list[dict[str, Any]]:
+    """One catalog row per keyframe: its vector, and the earlier keyframe of the same camera
+    it repeats (near-duplicates are judged within one camera's sequence, in time order)."""
+    dup = np.full(len(rows), -1)
+    for camera in {r["camera"] for r in rows}:
+        idx = [i for i, r in enumerate(rows) if r["camera"] == camera]
+        local = near_duplicate_of(matrix[idx], threshold)
+        dup[idx] = [idx[j] if j >= 0 else -1 for j in local]
+    return [
+        {
+            "camera": r["camera"],
+            "frame_index": r["frame_index"],
+            "ai_embedding": matrix[i].tolist(),
+            "ai_embedding_dim": int(matrix.shape[1]),
+            "tech_near_dup_of": rows[dup[i]]["frame_index"] if dup[i] >= 0 else None,
+            "tech_is_near_duplicate": bool(dup[i] >= 0),
+        }
+        for i, r in enumerate(rows)
+    ]
 
 
 def check_embeddings(
