@@ -39,10 +39,12 @@ def test_recording_keeps_each_call_in_order_as_it_lands(concurrency):
 
 
 def test_calls_made_before_a_stop_are_recorded():
+    """The two answered calls, and the one the budget refused (a ledger row, cost 0)."""
     client = RecordingClient(CountingVLM(limit=2))
     with pytest.raises(BudgetExceeded):
         client.complete_many([VLMRequest(kind="vqa", prompt=str(i)) for i in range(5)])
-    assert [q.prompt for q, _ in client.calls] == ["0", "1"]
+    assert [q.prompt for q, _ in client.calls] == ["0", "1", "2"]
+    assert [a.failed for _, a in client.calls] == [None, None, "BudgetExceeded"]
 
 
 def test_ledger_rows_carry_the_episode_provenance():

@@ -215,7 +215,8 @@ def test_writeback_writes_every_shard_but_the_damaged_one(tmp_path: Path):
         eps, stamps = table.column(0).to_numpy(), table.column(1).to_numpy()
         for ep in np.unique(eps):
             ts = stamps[eps == ep]
-            plan = run_plan(int(ep), ts, fetch, camera, "Pick up the cube.", client, settings)
+            episode = EpisodeInput(int(ep), ts, fetch, [camera], "Pick up the cube.", settings)
+            plan = run_plan(episode, client)
             staging.write_staged(root, int(ep), "plan", plan.rows)
     _truncate(files[1])
     data_dir = tmp_path / "data"
