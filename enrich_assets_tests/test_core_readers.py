@@ -304,3 +304,19 @@ def test_v3_symlink_out_of_the_root_fails_its_episodes_only(
             build_manifest(episodes[ep])
         assert str(err.value).startswith(f"{videos[1]}: episode {ep}: is a symlink to {target}")
     assert [len(build_manifest(episodes[ep])) for ep in (0, 1)] == [1, 1]
+
+
+def test_episode_changes_names_new_re_recorded_and_vanished_episodes() -> None:
+    from enrich_assets.datasets.episode import EpisodeRef
+    from enrich_assets.datasets.scan import episode_changes
+
+    def ref(index: int, signature: str) -> EpisodeRef:
+        return EpisodeRef("d", index, 1, 10.0, "t", Path("/d/x.parquet"), None, signature=signature)
+
+    known = {"d:ep000000", "d:ep000001", "d:ep000005", "other:ep000009"}
+    seen = {"d:ep000000": "a", "d:ep000001": "b"}
+    change = episode_changes("d", [ref(0, "a"), ref(1, "B"), ref(2, "c")], known, seen)
+    assert change.new == ["d:ep000002"]
+    assert change.re_recorded == ["d:ep000001"]
+    assert change.gone == ["d:ep000005"]
+    assert change.signatures == {"d:ep000000": "a", "d:ep000001": "B", "d:ep000002": "c"}

@@ -9,6 +9,7 @@ import dagster as dg
 from enrich_assets.app.dead_runs import dead_runs
 from enrich_assets.app.run_driver import dagster_instance
 from enrich_assets.defs.partitions import episodes
+from enrich_assets.infra.partition_keys import dataset_prefix
 from enrich_assets.infra.settings import Settings
 from enrich_assets.store.catalog import Catalog
 from enrich_assets.store.episode_log import STATUS, VALIDATION
@@ -18,7 +19,7 @@ from enrich_assets.store.registry import DatasetRegistry
 def dataset_status(settings: Settings, root: Path) -> str:
     dataset_id = DatasetRegistry(settings.registry_path).register(root)
     instance = dagster_instance(settings)
-    prefix = f"{dataset_id}:ep"
+    prefix = dataset_prefix(dataset_id)
     keys = [k for k in instance.get_dynamic_partitions(episodes.name) if k.startswith(prefix)]
     catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
     status = catalog.read(STATUS, dataset_id)

@@ -29,6 +29,7 @@ from enrich_assets.defs.automation import RERUN_WHEN_CODE_CHANGES
 from enrich_assets.defs.partitions import EPISODE_BACKFILL, episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.enrich.rules import RuleOutcome, Severity
+from enrich_assets.infra.errors import one_line
 from enrich_assets.infra.partition_keys import parse_partition_key
 from enrich_assets.infra.schema import to_table
 from enrich_assets.store.episode_log import STATUS, VALIDATION, quarantine_reasons
@@ -201,7 +202,7 @@ def _one_episode(
         except DatasetError as exc:
             status, message = "failed", str(exc)
         except Exception as exc:  # one episode's bug must not sink the batch
-            status, message = "failed", f"{type(exc).__name__}: {_first_line(exc)}"
+            status, message = "failed", one_line(exc)
             context.log.debug(f"{key}: {traceback.format_exc()}")
         if status == "failed":
             run.failed[key] = message
@@ -209,11 +210,6 @@ def _one_episode(
     row = {**ids, "asset": table, "status": status, "message": message, **now}
     part = f"{table}-{episode_index:06d}"
     pipeline.catalog.write(STATUS, dataset_id, part, to_table(STATUS, [row]))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else ""
 
 
 def _per_partition_events(

@@ -8,19 +8,14 @@ import dagster as dg
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.lerobot.reader import open_lerobot
-from enrich_assets.datasets.scan import metadata_signature
+from enrich_assets.datasets.scan import EpisodeChanges, episode_changes, metadata_signature
 from enrich_assets.defs.jobs import enrich_episodes_job, range_tags
 from enrich_assets.defs.partitions import EPISODE_BACKFILL, episodes
 from enrich_assets.defs.resources import PipelineResource
+from enrich_assets.infra.errors import one_line
 from enrich_assets.infra.files import atomic_write
-from enrich_assets.infra.partition_keys import partition_key
 
 SIGNATURES_DIR = "sensor_signatures"  # under the data dir: one small JSON file per dataset
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
 
 
 def signatures_path(data_dir: Path, dataset_id: str) -> Path:
@@ -53,6 +48,19 @@ def _scan(
     return dataset_id, signature, open_lerobot(root, dataset_id).episodes()
 
 
+def _requests(change: EpisodeChanges, signature: str, batch: int) -> list[dg.RunRequest]:
+    """Range runs over the new episodes; one run per re-recorded episode."""
+    requests = []
+    for i in range(0, len(change.new), batch):
+        chunk = change.new[i : i + batch]
+        run_key = f"{chunk[0]}..{chunk[-1]}@{signature}"
+        requests.append(dg.RunRequest(run_key=run_key, tags=range_tags(chunk[0], chunk[-1])))
+    for key in change.re_recorded:
+        run_key = f"{key}@{change.signatures[key]}"
+        requests.append(dg.RunRequest(run_key=run_key, tags=range_tags(key, key)))
+    return requests
+
+
 @dg.sensor(job=enrich_episodes_job, minimum_interval_seconds=30)
 def new_episodes(
     context: dg.SensorEvaluationContext, pipeline: PipelineResource
@@ -77,38 +85,28 @@ def new_episodes(
         try:
             scanned = _scan(cursor, pipeline, root)
         except Exception as exc:  # one broken root must not stop the others
-            context.log.warning(f"dataset root {root} skipped this tick: {_one_line(exc)}")
+            context.log.warning(f"dataset root {root} skipped this tick: {one_line(exc)}")
             continue
         if scanned is None:
             continue
         dataset_id, signature, refs = scanned
-        on_disk = {partition_key(dataset_id, e.episode_index): e.signature for e in refs}
-        gone = sorted(k for k in known if k.startswith(f"{dataset_id}:ep") and k not in on_disk)
-        if gone:
-            context.log.warning(
-                f"{len(gone)} episodes of {dataset_id} vanished from disk; "
-                f"kept in the catalog: {gone[:10]}"
-            )
-        new = [k for k in on_disk if k not in known]
-        for i in range(0, len(new), batch):
-            chunk = new[i : i + batch]
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"{chunk[0]}..{chunk[-1]}@{signature}",
-                    tags=range_tags(chunk[0], chunk[-1]),
-                )
-            )
         store = signatures_path(pipeline.settings.data_dir, dataset_id)
         seen = _load_signatures(store)
-        changed = [k for k, s in on_disk.items() if k in known and seen.get(k, s) != s]
-        for key in changed:
-            requests.append(
-                dg.RunRequest(run_key=f"{key}@{on_disk[key]}", tags=range_tags(key, key))
+        change = episode_changes(dataset_id, refs, known, seen)
+        if change.gone:
+            context.log.warning(
+                f"{len(change.gone)} episodes of {dataset_id} vanished from disk; "
+                f"kept in the catalog: {change.gone[:10]}"
             )
-        if changed:
-            context.log.info(f"{len(changed)} re-recorded episodes requested again: {changed[:10]}")
-        if {**seen, **on_disk} != seen:
-            _save_signatures(store, {**seen, **on_disk})
+        requests += _requests(change, signature, batch)
+        if change.re_recorded:
+            context.log.info(
+                f"{len(change.re_recorded)} re-recorded episodes requested again: "
+                f"{change.re_recorded[:10]}"
+            )
+        if {**seen, **change.signatures} != seen:
+            _save_signatures(store, {**seen, **change.signatures})
+        new = change.new
         added.extend(new)
         cursor[dataset_id] = signature
     return dg.SensorResult(

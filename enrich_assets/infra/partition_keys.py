@@ -4,7 +4,12 @@ from __future__ import annotations
 
 
 def partition_key(dataset_id: str, episode_index: int) -> str:
-    return f"{dataset_id}:ep{episode_index:06d}"
+    return f"{dataset_prefix(dataset_id)}{episode_index:06d}"
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    """What every partition key of the dataset starts with."""
+    return f"{dataset_id}:ep"
 
 
 def parse_partition_key(key: str) -> tuple[str, int]:
