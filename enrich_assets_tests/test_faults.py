@@ -54,20 +54,28 @@ def _instance(env: dict[str, str]) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
 
 
+def _create_instance(home: str) -> None:
+    from enrich_assets.infra.paths import DAGSTER_YAML
+
+    Path(home).mkdir(parents=True)
+    shutil.copy(DAGSTER_YAML, Path(home) / "dagster.yaml")
+    with dg.DagsterInstance.from_config(home):
+        pass
+
+
 def _wait_for_vlm_step(instance_home: str, deadline: float) -> bool:
     """True once some run has started its language_plan step (a VLM call is in flight)."""
     while time.time() < deadline:
-        if Path(instance_home, "dagster.yaml").exists():
-            with dg.DagsterInstance.from_config(instance_home) as instance:
-                started = instance.get_runs(
-                    filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
-                )
-                for run in started:
-                    steps = instance.get_records_for_run(
-                        run.run_id, of_type=dg.DagsterEventType.STEP_START
-                    ).records
-                    if any(r.event_log_entry.step_key == "language_plan" for r in steps):
-                        return True
+        with dg.DagsterInstance.from_config(instance_home) as instance:
+            started = instance.get_runs(
+                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+            )
+            for run in started:
+                steps = instance.get_records_for_run(
+                    run.run_id, of_type=dg.DagsterEventType.STEP_START
+                ).records
+                if any(r.event_log_entry.step_key == "language_plan" for r in steps):
+                    return True
         time.sleep(1.0)
     return False
 
@@ -76,6 +84,7 @@ def test_five_kills_in_vlm_steps_then_a_run_completes(tmp_path: Path, small_data
     """Each kill used to keep one of the 4 `vlm_api` slots and leave a STARTED run: after
     four, every language run hung. The CLI now reaps dead runs and frees their slots."""
     env = _env(tmp_path)
+    _create_instance(env["DAGSTER_HOME"])  # before any reader polls it: no schema race
     slow = tmp_path / "slow.yaml"
     slow.write_text("vlm:\n  latency_s: 60\n")
     args = ["materialize", "--dataset", str(small_dataset), "--episodes", "0"]

@@ -15,7 +15,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +227,47 @@ def update_info(dataset_root: Path) -> None:
             Path(tmp).write_text(json.dumps(info, indent=4, ensure_ascii=False) + "\n")
 
         atomic_write(path, write)
+
+
+@dataclass
+class WritebackOutcome:
+    """Per shard (`<dataset>:<data file>`): written, refused by the validator, or damaged."""
+
+    written: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    damaged: dict[str, str] = field(default_factory=dict)
+    episodes: int = 0
+
+    def failure_line(self) -> str:
+        parts = []
+        if self.refused:
+            names = ", ".join(self.refused)
+            parts.append(
+                f"{len(self.refused)} data file(s) refused by the language validator: {names}"
+            )
+        if self.damaged:
+            named = "; ".join(f"{shard}: {why}" for shard, why in self.damaged.items())
+            parts.append(f"{len(self.damaged)} data file(s) could not be written: {named}")
+        return "; ".join(parts) + f" (every other file written: {len(self.written)})"
+
+
+def write_staged_datasets(
+    roots: Mapping[str, Path], validate: EpisodeValidator
+) -> WritebackOutcome:
+    """Write the staged language rows of every dataset, shard by shard: a refused or damaged
+    shard is left as it was and named; every other shard is written."""
+    outcome = WritebackOutcome()
+    for dataset_id, root in sorted(roots.items()):
+        for data_file in sorted((root / "data").rglob("*.parquet")):
+            shard = f"{dataset_id}:{data_file.relative_to(root)}"
+            try:
+                summary = write_from_staging(root, data_file, validate)
+            except LanguageValidationError as exc:
+                outcome.refused[shard] = str(exc)[:500]
+                continue
+            except ShardError as exc:
+                outcome.damaged[shard] = str(exc)[:500]
+                continue
+            outcome.written.append(shard)
+            outcome.episodes += len(summary.episodes)
+    return outcome
