@@ -63,8 +63,9 @@ def _create_instance(home: str) -> None:
         pass
 
 
-def _wait_for_vlm_step(instance_home: str, deadline: float) -> bool:
-    """True once some run has started its language_plan step (a VLM call is in flight)."""
+def _wait_for_vlm_step(instance_home: str, deadline: float, seen: set[str]) -> bool:
+    """True once a run not in `seen` has started its language_plan step (a VLM call is in
+    flight); that run is added to `seen`."""
     while time.time() < deadline:
         with dg.DagsterInstance.from_config(instance_home) as instance:
             started = instance.get_runs(
@@ -89,6 +90,7 @@ def test_five_kills_in_vlm_steps_then_a_run_completes(tmp_path: Path, small_data
     slow.write_text("vlm:\n  latency_s: 60\n")
     args = ["materialize", "--dataset", str(small_dataset), "--episodes", "0"]
     args += ["--select", "key:language_plan"]
+    killed: set[str] = set()
     for _ in range(5):
         proc = subprocess.Popen(
             [*CLI, *args],
@@ -98,7 +100,7 @@ def test_five_kills_in_vlm_steps_then_a_run_completes(tmp_path: Path, small_data
             stderr=subprocess.DEVNULL,
         )
         try:
-            assert _wait_for_vlm_step(env["DAGSTER_HOME"], time.time() + 240)
+            assert _wait_for_vlm_step(env["DAGSTER_HOME"], time.time() + 240, killed)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
 
-from enrich_assets.app.run_driver import materialize_dataset
+from enrich_assets.app.run_driver import MaterializeReport, materialize_dataset
 from enrich_assets.definitions import defs
-from enrich_assets.infra.settings import load_settings
+from enrich_assets.infra.settings import Settings, load_settings
 from enrich_assets.store.catalog import Catalog
 
 
@@ -25,6 +26,12 @@ def main() -> int:
         write_sample_dataset(root, episodes=DEMO_EPISODES, seed=DEMO_SEED)
         print(f"wrote the sample dataset ({DEMO_EPISODES} episodes, seed {DEMO_SEED}) to {root}")
     report = materialize_dataset(defs, settings, root)
+    _summary(settings, root, report)
+    return 0 if report.ok else 1
+
+
+def _summary(settings: Settings, root: Path, report: MaterializeReport) -> None:
+    """What the run produced, read back from the catalog, and where to look next."""
     catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
     where = f"dataset_id = '{report.dataset_id}'"
     keyframes = catalog.read("keyframes", where=where)
@@ -71,7 +78,6 @@ def main() -> int:
         f"  Dagster UI: make ui  (DAGSTER_HOME={settings.dagster_home} "
         ".venv/bin/dagster dev -w workspace.yaml)"
     )
-    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":
