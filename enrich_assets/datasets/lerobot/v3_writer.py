@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -75,27 +76,12 @@ class VideoSettings:
     preset: int = 10
 
 
-def write_lerobot_v3(
-    root: Path,
-    episodes: Iterable[EpisodeData],
-    *,
-    fps: int,
-    state_names: Sequence[str],
-    action_names: Sequence[str],
-    robot_type: str = "unknown",
-    limits: FileLimits = FileLimits(),
-    video: VideoSettings = VideoSettings(),
-) -> Path:
-    """Write all `episodes` as a v3.0 dataset at `root` (which must be absent or empty)."""
-    with LeRobotV3Writer(
-        root,
-        fps=fps,
-        state_names=state_names,
-        action_names=action_names,
-        robot_type=robot_type,
-        limits=limits,
-        video=video,
-    ) as writer:
+def write_lerobot_v3(root: Path, episodes: Iterable[EpisodeData], **options: Any) -> Path:
+    """Write all `episodes` as a v3.0 dataset at `root` (which must be absent or empty).
+
+    `options`: LeRobotV3Writer's (fps, state_names, action_names, robot_type, limits, video).
+    """
+    with LeRobotV3Writer(root, **options) as writer:
         for episode in episodes:
             writer.add_episode(episode)
     return Path(root)

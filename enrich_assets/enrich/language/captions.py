@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from enrich_assets.enrich.language.frames import FrameFetch
+from enrich_assets.enrich.language.request import prompt_request
 from enrich_assets.enrich.language.settings import SAMPLING_KEYS, LanguageSettings
-from enrich_assets.infra.prompts import load_prompt
-from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
+from enrich_assets.models.vlm.types import VLMClient, VLMReply
 
 KeyframeKey = tuple[str, int]  # (camera, frame_index)
 
@@ -33,16 +33,15 @@ class Caption:
 
 
 def caption_request(image: np.ndarray, task: str, key: KeyframeKey, settings: LanguageSettings):
-    prompt = load_prompt("caption")
     camera, frame_index = key
-    return VLMRequest(
-        kind="caption",
-        prompt=prompt.render(task=task or "(none)", camera=camera, frame=frame_index),
-        images=(image,),
-        system=prompt.system,
+    return prompt_request(
+        "caption",
+        [image],
+        settings,
         json_output=False,
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
+        task=task or "(none)",
+        camera=camera,
+        frame=frame_index,
     )
 
 

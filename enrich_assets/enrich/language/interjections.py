@@ -20,13 +20,13 @@ from enrich_assets.enrich.language.module import (
     Subtask,
 )
 from enrich_assets.enrich.language.plan import interjection_positions
+from enrich_assets.enrich.language.request import prompt_request
 from enrich_assets.enrich.language.settings import (
     INTERJECTION_TIME_KEYS,
     SAMPLING_KEYS,
     LanguageSettings,
 )
 from enrich_assets.enrich.rules import Severity, outcome
-from enrich_assets.infra.prompts import load_prompt
 from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
 
 
@@ -39,21 +39,15 @@ def interjection_request(
     after: Subtask,
     settings: LanguageSettings,
 ) -> VLMRequest:
-    prompt = load_prompt("interjection")
-    text = prompt.render(
+    return prompt_request(
+        "interjection",
+        images,
+        settings,
         task=task or "(none)",
         frames=frames_line(window),
         time=f"{time_s:.2f}",
         prev_subtask=before.text,
         next_subtask=after.text,
-    )
-    return VLMRequest(
-        kind="interjection",
-        prompt=text,
-        images=tuple(images),
-        system=prompt.system,
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
     )
 
 

@@ -30,14 +30,14 @@ from enrich_assets.enrich.language.module import (
     ModuleOutput,
     Subtask,
 )
+from enrich_assets.enrich.language.request import prompt_request
 from enrich_assets.enrich.language.settings import (
     INTERJECTION_TIME_KEYS,
     SAMPLING_KEYS,
     LanguageSettings,
 )
 from enrich_assets.enrich.rules import Severity, outcome
-from enrich_assets.infra.prompts import load_prompt
-from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
+from enrich_assets.models.vlm.types import VLMClient, VLMReply
 
 PLACEHOLDER_TASKS = frozenset(
     {"", "debug", "test", "tbd", "todo", "n/a", "none", "default", "task"}
@@ -48,19 +48,6 @@ PLACEHOLDER_TASKS = frozenset(
 class PlanOutput(ModuleOutput):
     subtasks: list[Subtask]
     task: str  # the task the prompts used: the dataset's, or one derived from the video
-
-
-def _request(kind: str, images: list[np.ndarray], settings: LanguageSettings, **fields: object):
-    prompt = load_prompt(kind)
-    return VLMRequest(
-        kind=kind,
-        prompt=prompt.render(**fields),
-        images=tuple(images),
-        system=prompt.system,
-        json_output=kind != "plan_describe",
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
-    )
 
 
 def task_needs_deriving(task: str, settings: LanguageSettings) -> bool:
@@ -188,7 +175,7 @@ def _derive_task(
     """The task read from the video (frames spread over the episode), or `task` on failure."""
     picks = np.linspace(0, len(positions) - 1, min(len(positions), settings.max_frames_per_call))
     overview = sorted({positions[int(i)] for i in picks.round()})
-    request = _request(
+    request = prompt_request(
         "task_from_video",
         fetch(camera, overview),
         settings,
@@ -225,14 +212,14 @@ def _subtasks(
 
     narrations = client.complete_many(
         [
-            _request("plan_describe", im, settings, **fields(w))
+            prompt_request("plan_describe", im, settings, json_output=False, **fields(w))
             for w, im in zip(windows, images, strict=True)
         ]
     )
     texts = ["" if n.error else n.text.strip() for n in narrations]
     segments = client.complete_many(
         [
-            _request(
+            prompt_request(
                 "plan_segment",
                 im,
                 settings,
@@ -270,7 +257,7 @@ def _task_aug_rows(
     if not task or settings.task_aug_count <= 0:
         return []
     reply = client.complete(
-        _request("task_aug", [], settings, task=task, count=settings.task_aug_count)
+        prompt_request("task_aug", [], settings, task=task, count=settings.task_aug_count)
     )
     replies.append(reply)
     raw = reply.parsed.get("rephrasings") if isinstance(reply.parsed, dict) else None

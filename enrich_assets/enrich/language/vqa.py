@@ -24,10 +24,10 @@ from enrich_assets.enrich.language.module import (
     ModuleOutput,
     PlanInput,
 )
+from enrich_assets.enrich.language.request import prompt_request
 from enrich_assets.enrich.language.settings import SAMPLING_KEYS, LanguageSettings
 from enrich_assets.enrich.language.vqa_answer import vqa_answer_shape
 from enrich_assets.enrich.rules import Severity, outcome
-from enrich_assets.infra.prompts import load_prompt
 from enrich_assets.models.vlm.types import VLMClient, VLMReply, VLMRequest
 
 
@@ -39,21 +39,15 @@ def vqa_request(
     task: str,
     settings: LanguageSettings,
 ) -> VLMRequest:
-    prompt = load_prompt("vqa")
-    text = prompt.render(
+    return prompt_request(
+        "vqa",
+        images,
+        settings,
         task=task or "(none)",
         camera=camera,
         frames=frames_line(window),
         count=len(window),
         types=", ".join(types),
-    )
-    return VLMRequest(
-        kind="vqa",
-        prompt=text,
-        images=tuple(images),
-        system=prompt.system,
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
     )
 
 

@@ -204,6 +204,53 @@ def complete_concurrently(
             raise
 
 
+class RepairingClient:
+    """The request life every backend shares, around the backend's own `_generate`.
+
+    `complete` applies the client's overrides (`temperature` replaces every request's,
+    `max_tokens` caps every request's) and runs `complete_with_repairs` with the client's
+    cache and budget; `complete_many` keeps at most `concurrency` requests in flight.
+    A backend passes these options through (`**options`) and supplies `_generate`.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        max_repairs: int = 2,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        cache: ResponseCache | None = None,
+        budget: Budget | None = None,
+        concurrency: int = 1,
+    ) -> None:
+        self.model = model
+        self.concurrency = concurrency
+        self.max_repairs = max_repairs
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.cache = cache
+        self.budget = budget
+
+    def complete(self, request: VLMRequest) -> VLMReply:
+        request = apply_overrides(request, self.temperature, self.max_tokens)
+        return complete_with_repairs(
+            request,
+            lambda messages: self._generate(request, messages),
+            model=self.model,
+            max_repairs=self.max_repairs,
+            cache=self.cache,
+            budget=self.budget,
+        )
+
+    def complete_many(self, requests: list[VLMRequest]) -> list[VLMReply]:
+        return complete_concurrently(self.complete, requests, self.concurrency)
+
+    def _generate(self, request: VLMRequest, messages: list[Message]) -> Generation:
+        """One model call for `request` (overrides applied) on the conversation so far."""
+        raise NotImplementedError
+
+
 def _generate_within(
     budget: Budget | None, generate: Generate, messages: list[Message], max_tokens: int
 ) -> Generation:

@@ -25,18 +25,14 @@ from typing import Any
 import numpy as np
 
 from enrich_assets.infra.redact import redact, register_secret
-from enrich_assets.models.vlm.cache import ResponseCache
 from enrich_assets.models.vlm.call import (
     Generation,
     InvalidCompletion,
     Message,
-    apply_overrides,
-    complete_concurrently,
-    complete_with_repairs,
+    RepairingClient,
 )
-from enrich_assets.models.vlm.ledger import Budget
 from enrich_assets.models.vlm.stub_server import KIND_HEADER, LocalStubServer
-from enrich_assets.models.vlm.types import VLMReply, VLMRequest
+from enrich_assets.models.vlm.types import VLMRequest
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +64,7 @@ class RetryPolicy:
         return base * rng.uniform(1 - self.jitter, 1 + self.jitter)
 
 
-class OpenAIVLMClient:
+class OpenAIVLMClient(RepairingClient):
     def __init__(
         self,
         model: str,
@@ -78,16 +74,12 @@ class OpenAIVLMClient:
         timeout_s: float = 60.0,
         concurrency: int = 16,
         retry: RetryPolicy = RetryPolicy(),
-        max_repairs: int = 2,
         json_mode: bool = True,
         image_format: str = "png",
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        cache: ResponseCache | None = None,
-        budget: Budget | None = None,
         owned_server: LocalStubServer | None = None,
+        **options: Any,
     ) -> None:
-        """`temperature` overrides every request's; `max_tokens` caps every request's.
+        """`options`: RepairingClient's (max_repairs, temperature, max_tokens, cache, budget).
 
         `owned_server`: a local stub this client started and stops on `close()`.
         """
@@ -98,17 +90,11 @@ class OpenAIVLMClient:
         if image_format not in ("png", "jpeg"):
             raise ValueError(f"image_format must be png or jpeg, got {image_format!r}")
         register_secret(api_key)
-        self.model = model
+        super().__init__(model, concurrency=concurrency, **options)
         self.base_urls = list(base_urls)
-        self.concurrency = concurrency
         self.retry = retry
-        self.max_repairs = max_repairs
         self.json_mode = json_mode
         self.image_format = image_format
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.cache = cache
-        self.budget = budget
         self._owned_server = owned_server
         self._clients = [
             openai.OpenAI(
@@ -131,23 +117,6 @@ class OpenAIVLMClient:
             client.close()
         if self._owned_server:
             self._owned_server.stop()
-
-    def complete(self, request: VLMRequest) -> VLMReply:
-        request = self._effective(request)
-        return complete_with_repairs(
-            request,
-            lambda messages: self._generate(request, messages),
-            model=self.model,
-            max_repairs=self.max_repairs,
-            cache=self.cache,
-            budget=self.budget,
-        )
-
-    def complete_many(self, requests: list[VLMRequest]) -> list[VLMReply]:
-        return complete_concurrently(self.complete, requests, self.concurrency)
-
-    def _effective(self, request: VLMRequest) -> VLMRequest:
-        return apply_overrides(request, self.temperature, self.max_tokens)
 
     def _generate(self, request: VLMRequest, messages: list[Message]) -> Generation:
         import openai

@@ -9,45 +9,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from enrich_assets.models.vlm.cache import ResponseCache
 from enrich_assets.models.vlm.call import (
     Generation,
     Message,
-    apply_overrides,
-    complete_concurrently,
-    complete_with_repairs,
+    RepairingClient,
 )
-from enrich_assets.models.vlm.ledger import Budget
-from enrich_assets.models.vlm.types import VLMReply, VLMRequest
+from enrich_assets.models.vlm.types import VLMRequest
 
 RANDOM_INIT_SUFFIX = ":random-init"
 
 
-class TransformersVLMClient:
+class TransformersVLMClient(RepairingClient):
     def __init__(
         self,
         model: Any,
         processor: Any,
         model_id: str,
         *,
-        max_repairs: int = 2,
         min_new_tokens: int = 0,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        cache: ResponseCache | None = None,
-        budget: Budget | None = None,
+        **options: Any,
     ) -> None:
         """`min_new_tokens` > 0 only for untrained models, which emit EOS at once;
-        `temperature` overrides every request's, `max_tokens` caps every request's."""
-        self.model = model_id
+        `options`: RepairingClient's (max_repairs, temperature, max_tokens, cache, budget)."""
+        # one at a time: a single in-process model gains nothing from threads
+        super().__init__(model_id, concurrency=1, **options)
         self._model = model.eval()
         self._processor = processor
-        self.max_repairs = max_repairs
         self.min_new_tokens = min_new_tokens
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.cache = cache
-        self.budget = budget
 
     @classmethod
     def from_pretrained(
@@ -70,21 +58,6 @@ class TransformersVLMClient:
 
     def __repr__(self) -> str:
         return f"TransformersVLMClient(model={self.model!r})"
-
-    def complete(self, request: VLMRequest) -> VLMReply:
-        request = apply_overrides(request, self.temperature, self.max_tokens)
-        return complete_with_repairs(
-            request,
-            lambda messages: self._generate(request, messages),
-            model=self.model,
-            max_repairs=self.max_repairs,
-            cache=self.cache,
-            budget=self.budget,
-        )
-
-    def complete_many(self, requests: list[VLMRequest]) -> list[VLMReply]:
-        """One at a time: a single in-process model gains nothing from threads."""
-        return complete_concurrently(self.complete, requests, concurrency=1)
 
     def _generate(self, request: VLMRequest, messages: list[Message]) -> Generation:
         import torch
