@@ -38,15 +38,17 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 600):
 
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from enrich_assets.datasets.lerobot.v3_writer import FileLimits
     from enrich_assets.datasets.sample.generator import write_sample_dataset
 
-    return write_sample_dataset(
+    return write_sample_dataset(  # one video file per episode: damage hits one episode
         tmp_path_factory.mktemp("faults") / "ds",
         episodes=4,
         seed=3,
         width=96,
         height=64,
         frames_per_episode=(24, 32),
+        limits=FileLimits(episodes_per_file=1),
     )
 
 
@@ -71,11 +73,12 @@ def _wait_for_vlm_step(instance_home: str, deadline: float, seen: set[str]) -> b
             started = instance.get_runs(
                 filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
             )
-            for run in started:
+            for run in (r for r in started if r.run_id not in seen):
                 steps = instance.get_records_for_run(
                     run.run_id, of_type=dg.DagsterEventType.STEP_START
                 ).records
                 if any(r.event_log_entry.step_key == "language_plan" for r in steps):
+                    seen.add(run.run_id)
                     return True
         time.sleep(1.0)
     return False
@@ -113,7 +116,8 @@ def test_five_kills_in_vlm_steps_then_a_run_completes(tmp_path: Path, small_data
         live = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         assert live == []  # the five killed runs are failed, not STARTED forever
         failed = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
-        assert len(failed) == 5
+        every = [(r.run_id[:8], r.status.value) for r in instance.get_runs()]
+        assert len(failed) == 5, every
     status = _cli(["status", "--dataset", str(small_dataset)], env, tmp_path)
     assert status.stdout.count("its process died") == 5
 
