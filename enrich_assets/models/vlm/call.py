@@ -99,7 +99,8 @@ def complete_with_repairs(
     cache: ResponseCache | None = None,
     budget: Budget | None = None,
 ) -> VLMReply:
-    """A parsed reply, or one with `error` set after `max_repairs` failed repair prompts.
+    """A parsed reply, or one with `error` set after `max_repairs` failed repair prompts
+    (long: one request's whole life, cache to budget to repairs, read top to bottom).
 
     Raises only what the run cannot recover from item by item: BudgetExceeded, bad input,
     and the backend's own errors (e.g. a server that stays unreachable); the exception then
@@ -143,21 +144,11 @@ def complete_with_repairs(
             raise
         input_tokens += gen.input_tokens
         output_tokens += gen.output_tokens
-        truncated = gen.finish_reason == "length"
         try:
-            if request.json_output:
-                parsed = parse_json(gen.text, truncated=truncated, refusal=gen.refusal)
-                text = gen.text
-            else:
-                parsed = None
-                text = check_text(gen.text, truncated=truncated, refusal=gen.refusal)
+            text, parsed = _checked(request, gen)
         except MalformedOutput as e:
             reasons.append(e.reason)
-            messages = [
-                *messages,
-                {"role": "assistant", "content": [_text(gen.text or e.detail)]},
-                {"role": "user", "content": [_text(repair_prompt(e, request.json_output))]},
-            ]
+            messages = _with_repair_prompt(messages, gen, e, request.json_output)
             continue
         good = reply(gen, attempt, text=text, parsed=parsed)
         if cache and good.model == model:  # a stub standing in for `model` never fills its cache
@@ -169,6 +160,25 @@ def complete_with_repairs(
         text=gen.text,
         error=f"malformed output after {max_repairs + 1} attempts: {', '.join(reasons)}",
     )
+
+
+def _checked(request: VLMRequest, gen: Generation) -> tuple[str, Any]:
+    """The answer's text and its parsed JSON (None for free text), or MalformedOutput."""
+    truncated = gen.finish_reason == "length"
+    if request.json_output:
+        return gen.text, parse_json(gen.text, truncated=truncated, refusal=gen.refusal)
+    return check_text(gen.text, truncated=truncated, refusal=gen.refusal), None
+
+
+def _with_repair_prompt(
+    messages: list[Message], gen: Generation, error: MalformedOutput, json_output: bool
+) -> list[Message]:
+    """The conversation so far, the bad answer, and a prompt asking to fix it."""
+    return [
+        *messages,
+        {"role": "assistant", "content": [_text(gen.text or error.detail)]},
+        {"role": "user", "content": [_text(repair_prompt(error, json_output))]},
+    ]
 
 
 def complete_concurrently(

@@ -127,7 +127,8 @@ _QWEN2_VL_SPECIALS = [
 
 
 def tiny_random_qwen2_vl(seed: int = 0, **client_kwargs: Any) -> TransformersVLMClient:
-    """A ~0.1M-parameter untrained Qwen2-VL with a byte-level BPE trained on the spot.
+    """A ~0.1M-parameter untrained Qwen2-VL with a byte-level BPE trained on the spot
+    (long: the whole tiny config and tokenizer spelled out in one place, read top to bottom).
 
     Same classes and code path as a real Qwen2-VL; its text is noise, and its model id says
     `:random-init`. `min_new_tokens` defaults to 8 so it says something.
