@@ -1,4 +1,4 @@
-"""The code location: assets, checks, sensor, job and resources, assembled."""
+"""The code location: assets, checks, sensors, schedule, jobs and resources, assembled."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from enrich_assets.defs.export_job import export_dataset
 from enrich_assets.defs.jobs import enrich_episodes_job
 from enrich_assets.defs.partial_ranges import finish_partial_ranges
 from enrich_assets.defs.resources import PipelineResource
+from enrich_assets.defs.schedules import enrich_missing
 from enrich_assets.defs.sensors import new_episodes
 from enrich_assets.infra.settings import load_settings
 
@@ -22,6 +23,7 @@ def build_definitions() -> dg.Definitions:
         ),
         jobs=[enrich_episodes_job, export_dataset],
         sensors=[new_episodes, rerun_stale_partitions, finish_partial_ranges],
+        schedules=[enrich_missing],
         resources={
             "pipeline": PipelineResource(
                 data_dir=str(settings.data_dir),

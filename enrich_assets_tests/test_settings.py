@@ -17,7 +17,12 @@ def _load(tmp_path, text, monkeypatch):
     path = tmp_path / "enrich-assets.yaml"
     path.write_text(text)
     monkeypatch.delenv("ENRICH_SETTINGS", raising=False)
-    for var in ("ENRICH_DATA_DIR", "ENRICH_BATCH_SIZE", "ENRICH_MODEL_PROFILE"):
+    for var in (
+        "ENRICH_DATA_DIR",
+        "ENRICH_BATCH_SIZE",
+        "ENRICH_MODEL_PROFILE",
+        "ENRICH_SCHEDULE_HOURS",
+    ):
         monkeypatch.delenv(var, raising=False)
     return load_settings(tmp_path)
 
@@ -59,6 +64,19 @@ def test_environment_wins_over_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("ENRICH_BATCH_SIZE", "lots")
     with pytest.raises(SettingsError, match="ENRICH_BATCH_SIZE='lots'"):
         load_settings(tmp_path)
+
+
+def test_schedule_hours_from_file_or_environment_within_a_day(tmp_path, monkeypatch):
+    assert _load(tmp_path, "", monkeypatch).schedule_hours == 6
+    assert _load(tmp_path, "schedule_hours: 2\n", monkeypatch).schedule_hours == 2
+    monkeypatch.setenv("ENRICH_SCHEDULE_HOURS", "12")
+    assert load_settings(tmp_path).schedule_hours == 12
+    monkeypatch.setenv("ENRICH_SCHEDULE_HOURS", "0")
+    with pytest.raises(SettingsError, match="ENRICH_SCHEDULE_HOURS='0'"):
+        load_settings(tmp_path)
+    monkeypatch.delenv("ENRICH_SCHEDULE_HOURS")
+    with pytest.raises(SettingsError, match=r":1: schedule_hours: Input should be less than or"):
+        _load(tmp_path, "schedule_hours: 48\n", monkeypatch)
 
 
 @pytest.mark.parametrize(

@@ -133,6 +133,7 @@ def ai_embedding(
 ) -> dg.MaterializeResult:
     """CLIP image embeddings per keyframe (L2-normalised), near-duplicate flags per episode."""
     model = vision.load("embedding")
+    splits_before = model.oom_splits  # counted since load (once per run)
     prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model.run)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
@@ -150,7 +151,11 @@ def ai_embedding(
         compute,
         EMBEDDING_RULES,
         ["keyframes"],
-        summarize=lambda: {"model_id": model.model_id, "dim": model.dim},
+        summarize=lambda: {
+            "model_id": model.model_id,
+            "dim": model.dim,
+            "oom_splits": model.oom_splits - splits_before,
+        },
         prepare=prepare,
     )
 
@@ -169,6 +174,7 @@ def ai_detections(
 ) -> dg.MaterializeResult:
     """Text-prompted object detections per keyframe: [{label, confidence, bbox}] in pixels."""
     model = vision.load("detection")
+    splits_before = model.oom_splits  # counted since load (once per run)
     labels_by_dataset: dict[str, list[str]] = {}
 
     def run(items: Iterator[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Any]]:
@@ -201,7 +207,11 @@ def ai_detections(
         compute,
         DETECTION_RULES,
         ["keyframes"],
-        summarize=lambda: {"model_id": model.model_id, "labels": len(labels)},
+        summarize=lambda: {
+            "model_id": model.model_id,
+            "labels": len(labels),
+            "oom_splits": model.oom_splits - splits_before,
+        },
         prepare=prepare,
     )
 
@@ -218,6 +228,7 @@ def ai_depth(
 ) -> dg.MaterializeResult:
     """Depth Anything per keyframe: a float16 map as a content-hashed artifact, with stats."""
     model = vision.load("depth")
+    splits_before = model.oom_splits  # counted since load (once per run)
     prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model.run)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
@@ -253,6 +264,9 @@ def ai_depth(
         compute,
         DEPTH_RULES,
         ["keyframes"],
-        summarize=lambda: {"model_id": model.model_id},
+        summarize=lambda: {
+            "model_id": model.model_id,
+            "oom_splits": model.oom_splits - splits_before,
+        },
         prepare=prepare,
     )

@@ -8,6 +8,7 @@ file (`ENRICH_SETTINGS`, else `enrich-assets.yaml` in the working directory), el
 | dagster_home   | DAGSTER_HOME            | <data_dir>/dagster_home     |
 | model_profile  | ENRICH_MODEL_PROFILE    | tiny                        |
 | batch_size     | ENRICH_BATCH_SIZE       | 64 episodes per run         |
+| schedule_hours | ENRICH_SCHEDULE_HOURS   | 6 (`enrich_missing` period) |
 
 Sections: `vlm:` and `vlm_secondary:` (a VLM client each, see `VLMSettings`) and `language:`
 (the language modules' knobs, `LanguageSection`). Every key is checked: an unknown key, a
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SETTINGS_FILE = "enrich-assets.yaml"
 
@@ -129,6 +130,8 @@ class Settings(_Strict):
     dagster_home: Path = Path()
     model_profile: str = "tiny"
     batch_size: int = 64
+    # the `enrich_missing` schedule's period (defs/schedules.py): every Nth hour of the day
+    schedule_hours: int = Field(6, ge=1, le=24)
     vlm: VLMSettings = VLMSettings()
     vlm_secondary: VLMSettings | None = None
     language: LanguageSection = LanguageSection()
@@ -155,7 +158,14 @@ class Settings(_Strict):
         return self.data_dir / "datasets.json"
 
 
-FILE_KEYS = ("data_dir", "dataset_roots", "dagster_home", "model_profile", "batch_size")
+FILE_KEYS = (
+    "data_dir",
+    "dataset_roots",
+    "dagster_home",
+    "model_profile",
+    "batch_size",
+    "schedule_hours",
+)
 SECTIONS = {"vlm": VLMSettings, "vlm_secondary": VLMSettings, "language": LanguageSection}
 _ENV = {
     "data_dir": "ENRICH_DATA_DIR",
@@ -163,6 +173,7 @@ _ENV = {
     "dagster_home": "DAGSTER_HOME",
     "model_profile": "ENRICH_MODEL_PROFILE",
     "batch_size": "ENRICH_BATCH_SIZE",
+    "schedule_hours": "ENRICH_SCHEDULE_HOURS",
 }
 
 
@@ -178,7 +189,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
     file = _parse(path, text)
     env = os.environ
     values: dict[str, Any] = {k: v for k, v in file.items() if v is not None}
-    for key in ("model_profile", "batch_size", "dagster_home", "data_dir"):
+    for key in ("model_profile", "batch_size", "schedule_hours", "dagster_home", "data_dir"):
         if env.get(_ENV[key]):
             values[key] = env[_ENV[key]]
     if roots := env.get("ENRICH_DATASET_ROOTS"):

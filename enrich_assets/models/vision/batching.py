@@ -3,6 +3,10 @@
 Keyframes from every episode of a batched run flow through one iterator: they are packed into
 full batches regardless of episode boundaries, and a background thread decodes and
 preprocesses batch k+1 (the `prepare` step) while the model runs batch k (`infer`).
+
+A batch that runs out of GPU memory (in `prepare` or `infer`) is split in half and each half
+prepared and run again, recursively down to one image; one image that still runs out of
+memory raises. The model counts its splits (`oom_splits`), which the asset reports.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -79,20 +84,111 @@ def prefetch(iterable: Iterable[T], depth: int = 2) -> Iterator[T]:
         thread.join()
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA's `torch.OutOfMemoryError`, or a RuntimeError saying "out of memory" (MPS, cuDNN,
+    older torch)."""
+    import torch
+
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err)
+
+
+def free_accelerator_memory() -> None:
+    """Return cached blocks to the device, so a smaller retry can use them. The failed try's
+    tensors are already unreferenced: the retry runs outside the `except` block, whose
+    traceback held them (no `gc.collect()`, which costs about 0.5 s with torch loaded)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@dataclass
+class _Batch:
+    """A batch in flight; `prepared` is dropped (set to None) before a retry frees memory."""
+
+    keys: list[Any]
+    images: list[np.ndarray]
+    prepared: Any = None
+    prepared_ok: bool = False
+
+
+def _prepared(
+    batches: Iterable[tuple[list[K], list[np.ndarray]]], prepare: Callable[[list[np.ndarray]], Any]
+) -> Iterator[_Batch]:
+    """Prepared batches; one whose `prepare` ran out of memory comes unprepared: it is prepared
+    again once the model is idle, and split if that runs out of memory too."""
+    for keys, images in batches:
+        batch = _Batch(keys, images)
+        try:
+            batch.prepared, batch.prepared_ok = prepare(images), True
+        except Exception as err:
+            if not is_out_of_memory(err):
+                raise
+        yield batch
+
+
+def _infer_halving(
+    batch: _Batch,
+    prepare: Callable[[list[np.ndarray]], Any],
+    infer: Callable[[Any], Iterable[R]],
+    on_split: Callable[[], None] | None,
+) -> list[R]:
+    """`infer` over the batch; out of memory: halves, each prepared and run the same way."""
+    try:
+        if not batch.prepared_ok:
+            batch.prepared, batch.prepared_ok = prepare(batch.images), True
+        results = list(infer(batch.prepared))
+    except Exception as err:
+        if len(batch.images) == 1 or not is_out_of_memory(err):
+            raise
+    else:
+        return results
+    batch.prepared, batch.prepared_ok = None, False
+    free_accelerator_memory()
+    if on_split is not None:
+        on_split()
+    middle = (len(batch.images) + 1) // 2
+    halves = [
+        _Batch(batch.keys[:middle], batch.images[:middle]),
+        _Batch(batch.keys[middle:], batch.images[middle:]),
+    ]
+    results = []
+    for half in halves:
+        results.extend(_infer_halving(half, prepare, infer, on_split))
+    return results
+
+
 def run_batched(
     items: Iterable[tuple[K, np.ndarray]],
     batch_size: int,
     prepare: Callable[[list[np.ndarray]], Any],
     infer: Callable[[Any], Iterable[R]],
+    on_split: Callable[[], None] | None = None,
 ) -> Iterator[tuple[K, R]]:
-    """(key, result) per image, in input order; `prepare` overlaps the previous `infer`."""
-    batches = packed_batches(items, batch_size)
-    prepared = prefetch((keys, prepare(images)) for keys, images in batches)
-    for keys, batch in prepared:
-        yield from zip(keys, infer(batch), strict=True)
+    """(key, result) per image, in input order; `prepare` overlaps the previous `infer`.
+
+    A batch that runs out of GPU memory is halved and retried (see the module docstring);
+    `on_split` is called once per split.
+    """
+    batches = prefetch(_prepared(packed_batches(items, batch_size), prepare))
+    for batch in batches:
+        results = _infer_halving(batch, prepare, infer, on_split)
+        batch.prepared = None
+        yield from zip(batch.keys, results, strict=True)
 
 
-class BatchedModel:
+class CountsOomSplits:
+    """`oom_splits`: how many batches this model has halved after running out of memory."""
+
+    oom_splits: int = 0
+
+    def count_oom_split(self) -> None:
+        self.oom_splits += 1
+
+
+class BatchedModel(CountsOomSplits):
     """A loaded model split into `prepare` (decode side, tensors) and `infer` (the model)."""
 
     batch_size: int
@@ -105,7 +201,7 @@ class BatchedModel:
 
     def run(self, items: Iterable[tuple[K, np.ndarray]]) -> Iterator[tuple[K, Any]]:
         """(key, result) for (key, image) pairs from any number of episodes, in full batches."""
-        return run_batched(items, self.batch_size, self.prepare, self.infer)
+        return run_batched(items, self.batch_size, self.prepare, self.infer, self.count_oom_split)
 
     def __call__(self, images: list[np.ndarray]) -> list[Any]:
         return [result for _, result in self.run(enumerate(images))]
