@@ -281,3 +281,17 @@ def test_detection_rows_drop_labels_outside_the_vocabulary_and_clip_boxes() -> N
     assert [d["label"] for d in per_frame[0]] == ["cube"]
     assert per_frame[0][0]["bbox"] == [0.0, 1.0, 20.0, 8.0]
     assert out[0]["ai_detection_count"] == 1 and out[0]["frame_index"] == 3
+
+
+def test_depth_row_carries_the_map_statistics_and_kind() -> None:
+    from enrich_assets.enrich.vision.depth import depth_row
+
+    depth = np.array([[1.0, 2.0], [3.0, 10.0]], np.float32)
+    row = depth_row({"camera": "top", "frame_index": 7}, depth, "depth/ab/x.npz", False)
+    assert row["ai_depth_min"] == 1.0 and row["ai_depth_max"] == 10.0
+    assert row["ai_depth_median"] == 2.5 and (row["ai_depth_height"], row["ai_depth_width"]) == (
+        2,
+        2,
+    )
+    assert row["ai_depth_kind"] == "relative" and row["ai_depth_path"] == "depth/ab/x.npz"
+    assert row["frame_index"] == 7 and row["camera"] == "top"

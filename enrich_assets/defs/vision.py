@@ -16,7 +16,7 @@ from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materia
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.enrich.derived.near_duplicates import DEFAULT_THRESHOLD
 from enrich_assets.enrich.rules import Severity
-from enrich_assets.enrich.vision.depth import check_depth, depth_kind, depth_stats, encode_depth
+from enrich_assets.enrich.vision.depth import check_depth, depth_row, encode_depth
 from enrich_assets.enrich.vision.detections import (
     check_detections,
     detection_rows,
@@ -236,22 +236,9 @@ def ai_depth(
         out = []
         for r in rows:
             depth = maps[_key(r)]
-            stats = depth_stats(depth)
             path = write_artifact(pipeline.artifact_dir, "depth", encode_depth(depth), ".npz")
-            out.append(
-                {
-                    "camera": r["camera"],
-                    "frame_index": r["frame_index"],
-                    "ai_depth_path": str(path),
-                    "ai_depth_height": stats.height,
-                    "ai_depth_width": stats.width,
-                    "ai_depth_min": stats.min,
-                    "ai_depth_median": stats.median,
-                    "ai_depth_max": stats.max,
-                    "ai_depth_kind": depth_kind(model.is_metric),
-                    **_provenance(model),
-                }
-            )
+            row = depth_row(r, depth, str(path), model.is_metric)
+            out.append({**row, **_provenance(model)})
         sizes = [(r["tech_height"], r["tech_width"]) for r in rows]
         return EpisodeOutput(
             out, check_depth([maps[_key(r)] for r in rows], sizes, model.is_metric)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,24 @@ def depth_stats(depth: np.ndarray) -> DepthStats:
 
 def depth_kind(is_metric: bool) -> str:
     return "metric" if is_metric else "relative"
+
+
+def depth_row(
+    keyframe: Mapping[str, Any], depth: np.ndarray, path: str, is_metric: bool
+) -> dict[str, Any]:
+    """The catalog row of one keyframe's depth map, stored as an artifact at `path`."""
+    stats = depth_stats(depth)
+    return {
+        "camera": keyframe["camera"],
+        "frame_index": keyframe["frame_index"],
+        "ai_depth_path": path,
+        "ai_depth_height": stats.height,
+        "ai_depth_width": stats.width,
+        "ai_depth_min": stats.min,
+        "ai_depth_median": stats.median,
+        "ai_depth_max": stats.max,
+        "ai_depth_kind": depth_kind(is_metric),
+    }
 
 
 def check_depth(
