@@ -28,28 +28,11 @@ def _truncate_to(root: Path, full_meta: Path, n: int) -> None:
 def test_sensor_adds_new_episodes_in_batched_runs(
     settings, sample_root: Path, tmp_path: Path
 ) -> None:  # noqa: ANN001
-    from enrich_assets.definitions import build_definitions
-    from enrich_assets.defs.sensors import new_episodes
-
     root = Path(shutil.copytree(sample_root, tmp_path / "growing"))
     full = tmp_path / "full_episodes.parquet"
     shutil.copy(root / EPISODES_META, full)
     _truncate_to(root, full, 3)
-    os.environ["ENRICH_DATASET_ROOTS"] = str(root)
-    try:
-        defs = build_definitions()
-    finally:
-        del os.environ["ENRICH_DATASET_ROOTS"]
-    instance = dagster_instance(settings)
-
-    def tick(cursor: str | None) -> dg.SensorResult:
-        ctx = dg.build_sensor_context(
-            instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
-        )
-        result = new_episodes(ctx)
-        for request in result.dynamic_partitions_requests:
-            instance.add_dynamic_partitions(episodes.name, list(request.partition_keys))
-        return result
+    tick, instance = _ticker(settings, [root])
 
     first = tick(None)
     assert instance.get_dynamic_partitions(episodes.name) == [
