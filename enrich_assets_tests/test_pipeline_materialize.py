@@ -167,3 +167,17 @@ def test_quarantined_upstream_is_skipped_not_failed(settings, sample_root: Path)
     assert report.ok  # quarantine is not failure
     assert report.summary["tech_quality"] == {"ok": 5, "failed": 0, "quarantined": 1}
     assert 1 not in set(catalog.read("tech_quality")["episode_index"].to_list())
+    # Dagster agrees per partition: the quarantined episode is not materialized, the rest
+    # are, and the batch's check evaluation did not pass (one episode went unchecked)
+    instance = dagster_instance(settings)
+    keys = instance.get_dynamic_partitions(episodes.name)
+    status = instance.get_status_by_partition(dg.AssetKey("tech_quality"), keys, episodes)
+    assert status[keys[1]] != dg.AssetPartitionStatus.MATERIALIZED
+    assert {status[k] for i, k in enumerate(keys) if i != 1} == {
+        dg.AssetPartitionStatus.MATERIALIZED
+    }
+    check = dg.AssetCheckKey(dg.AssetKey("tech_quality"), "quality_row_count")
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key([check])[check]
+    assert latest.status.value == "FAILED"
+    evaluation = latest.event.dagster_event.event_specific_data
+    assert evaluation.metadata["episodes_not_checked"].value == 1
