@@ -175,20 +175,12 @@ def ai_detections(
     """Text-prompted object detections per keyframe: [{label, confidence, bbox}] in pixels."""
     model = vision.load("detection")
     splits_before = model.oom_splits  # counted since load (once per run)
-    labels_by_dataset: dict[str, list[str]] = {}
-
-    def run(items: Iterator[tuple[Key, np.ndarray]]) -> Iterator[tuple[Key, Any]]:
-        return model.run(items, labels)
-
     dataset_ids = {parse_partition_key(k)[0] for k in context.partition_keys}
-    labels = sorted(
-        {
-            label
-            for d in dataset_ids
-            for label in labels_by_dataset.setdefault(d, load_vocabulary(d))
-        }
+    labels_by_dataset = {d: load_vocabulary(d) for d in dataset_ids}
+    labels = sorted(set().union(*labels_by_dataset.values()))  # one prompt for the whole run
+    prepare, found, rows_by_episode = _batched_keyframes(
+        pipeline, lambda items: model.run(items, labels)
     )
-    prepare, found, rows_by_episode = _batched_keyframes(pipeline, run)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
