@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
 from enrich_assets.defs.jobs import enrich_episodes_job, range_tags
 from enrich_assets.defs.partitions import episodes
@@ -40,7 +39,7 @@ def materialized_by(instance: dg.DagsterInstance, run_ids: Iterable[str]) -> set
     done: set[tuple[str, str]] = set()
     for run_id in run_ids:
         records = instance.get_records_for_run(
-            run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+            run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
         ).records
         for record in records:
             entry = record.event_log_entry
