@@ -16,6 +16,7 @@ demo: setup
 	$(PY) -m enrich_assets.app.demo
 
 test: setup
+	bash scripts/install_postgres.sh
 	$(PY) -m pytest -q
 
 lint: setup

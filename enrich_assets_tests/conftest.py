@@ -66,3 +66,12 @@ def reload_language_assets() -> None:
 
     importlib.reload(language)
     importlib.reload(writeback)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():  # noqa: ANN201
+    """A real PostgreSQL server for the whole test session (SQLAlchemy URL, psycopg 3)."""
+    from enrich_assets_tests.postgres_server import postgres_server
+
+    with postgres_server() as url:
+        yield url
