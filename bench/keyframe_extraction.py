@@ -33,7 +33,7 @@ def timed(work: Callable[[], object]) -> tuple[float, float]:
 
 def bench_dataset(root: Path, policy: KeyframePolicy, repeats: int) -> dict[str, float]:
     refs = open_lerobot(root, root.name).episodes()
-    files = sorted({v.path for r in refs for v in r.videos.values()})
+    files = sorted({v.path for r in refs for v in r.frames.values()})
     frames = sum(r.length for r in refs)
     decoded = sum(1 for p in files for _ in decode_all(p))  # also warms the page cache
     if decoded != frames * len(refs[0].cameras):

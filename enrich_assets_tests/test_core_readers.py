@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from enrich_assets.datasets.episode import read_frames
 from enrich_assets.datasets.errors import DatasetError, EpisodeError
-from enrich_assets.datasets.lerobot.reader import open_lerobot, read_frames
+from enrich_assets.datasets.lerobot.reader import ParquetRows, open_lerobot
 from enrich_assets.datasets.video import decode_all, decode_at
 from enrich_assets.enrich.episode.keyframes import KeyframePolicy, extract_keyframes
 from enrich_assets.enrich.episode.manifest import build_manifest
@@ -38,9 +39,9 @@ def test_seeking_decoder_matches_full_decode_and_both_versions() -> None:
     ts = read_frames(v21).column("timestamp").to_numpy()
     wanted = [0, 222, 444]
     cam = v21.cameras[0]
-    a = decode_at(v21.videos[cam].path, ts[wanted], v21.fps)
-    b = decode_at(v30.videos[cam].path, v30.videos[cam].from_timestamp + ts[wanted], v30.fps)
-    every = list(decode_all(v21.videos[cam].path))
+    a = decode_at(v21.frames[cam].path, ts[wanted], v21.fps)
+    b = decode_at(v30.frames[cam].path, v30.frames[cam].from_timestamp + ts[wanted], v30.fps)
+    every = list(decode_all(v21.frames[cam].path))
     for i, w in enumerate(wanted):
         assert np.array_equal(a[i], every[w]) and np.array_equal(b[i], every[w])
 
@@ -311,7 +312,8 @@ def test_episode_changes_names_new_re_recorded_and_vanished_episodes() -> None:
     from enrich_assets.datasets.scan import episode_changes
 
     def ref(index: int, signature: str) -> EpisodeRef:
-        return EpisodeRef("d", index, 1, 10.0, "t", Path("/d/x.parquet"), None, signature=signature)
+        rows = ParquetRows(Path("/d/x.parquet"), None, index, 1)
+        return EpisodeRef("d", index, 1, 10.0, "t", rows, signature=signature)
 
     known = {"d:ep000000", "d:ep000001", "d:ep000005", "other:ep000009"}
     seen = {"d:ep000000": "a", "d:ep000001": "b"}

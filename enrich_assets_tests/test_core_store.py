@@ -59,4 +59,4 @@ def test_registry_ids_are_unique_and_stable(tmp_path: Path) -> None:
     second = reg.register(tmp_path / "b" / "g1")
     assert first == "g1" and second.startswith("g1_") and second != first
     assert reg.register(tmp_path / "a" / "g1") == first
-    assert reg.root_of(second) == (tmp_path / "b" / "g1").resolve()
+    assert reg.location_of(second) == str((tmp_path / "b" / "g1").resolve())

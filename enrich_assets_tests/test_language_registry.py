@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from enrich_assets.datasets.episode import EpisodeRef, VideoSlice
+from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.lerobot.language_format import (
     LANGUAGE_EVENTS,
     LANGUAGE_PERSISTENT,
     MODULES,
     column_for_style,
 )
+from enrich_assets.datasets.lerobot.reader import ParquetRows
+from enrich_assets.datasets.video import VideoSlice
 from enrich_assets.enrich.episode.keyframes import KeyframePolicy
 from enrich_assets.enrich.language.estimate import VLM_ASSETS, episode_requests
 from enrich_assets.enrich.language.module import EpisodeInput, LanguageModule, PlanInput
@@ -73,9 +75,8 @@ def test_each_module_runs_on_an_episode_input_and_emits_only_its_styles():
 
 def test_the_estimate_counts_the_plan_only_when_chosen():
     videos = {c: VideoSlice(Path(f"{c}.mp4")) for c in CAMERAS}
-    ref = EpisodeRef(
-        "d", 0, 300, 30.0, "Pick up the yellow bottle.", Path("d.parquet"), None, videos
-    )
+    rows = ParquetRows(Path("d.parquet"), None, 0, 300)
+    ref = EpisodeRef("d", 0, 300, 30.0, "Pick up the yellow bottle.", rows, videos)
     policy = KeyframePolicy()
     vqa_only = {r.kind for r in episode_requests(ref, ["vqa"], SETTINGS, policy)}
     assert vqa_only == {"vqa"}

@@ -68,7 +68,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from enrich_assets.app.run_driver import parse_selection
-    from enrich_assets.datasets.lerobot.reader import open_lerobot
+    from enrich_assets.datasets.open import open_dataset
     from enrich_assets.definitions import defs
     from enrich_assets.defs.episode import keyframe_policy
     from enrich_assets.defs.vlm_resource import SETTINGS, served_model, vlm_config
@@ -81,7 +81,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if not modules:
         print(f"{args.select!r} selects no asset that calls a VLM ({', '.join(VLM_ASSETS)})")
         return 0
-    refs = open_lerobot(Path(args.dataset).resolve(), "estimate").episodes()
+    refs = open_dataset(args.dataset, "estimate").episodes()
     estimate = estimate_dataset(refs, modules, SETTINGS, keyframe_policy(), args.sample)
     model = args.model or served_model(vlm_config())
     costs = estimate_cost(model, estimate.work, load_prices())

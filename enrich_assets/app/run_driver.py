@@ -21,7 +21,7 @@ from dagster._core.errors import DagsterInvalidSubsetError
 
 from enrich_assets.app.dead_runs import reap_dead_runs, run_tags
 from enrich_assets.app.run_log import write_run_log
-from enrich_assets.datasets.lerobot.reader import LeRobotReader, open_lerobot
+from enrich_assets.datasets.open import DatasetReader, open_dataset
 from enrich_assets.defs.jobs import range_tags
 from enrich_assets.defs.partial_ranges import (
     MAX_FOLLOW_UPS,
@@ -96,7 +96,7 @@ def resolve_selection(text: str, graph: Any) -> set[dg.AssetKey]:
 @dataclass
 class Registration:
     dataset_id: str
-    reader: LeRobotReader
+    reader: DatasetReader
     keys: list[str]
 
 
@@ -104,7 +104,7 @@ def register_dataset(
     settings: Settings, instance: dg.DagsterInstance, root: Path, only: list[int] | None = None
 ) -> Registration:
     dataset_id = DatasetRegistry(settings.registry_path).register(root)
-    reader = open_lerobot(root.resolve(), dataset_id)
+    reader = open_dataset(root, dataset_id)
     indices = [e.episode_index for e in reader.episodes()]
     if only is not None:
         unknown = sorted(set(only) - set(indices))

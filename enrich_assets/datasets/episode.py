@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+
+import pyarrow as pa
 
 from enrich_assets.datasets.errors import EpisodeError
-
-
-@dataclass(frozen=True)
-class VideoSlice:
-    """One camera's frames for an episode: a file and the episode's offset inside it."""
-
-    path: Path
-    from_timestamp: float = 0.0
+from enrich_assets.datasets.frames import FRAME_COLUMNS, FrameSource, FrameTable
 
 
 @dataclass(frozen=True)
@@ -23,13 +18,11 @@ class EpisodeRef:
     length: int
     fps: float
     task: str
-    data_file: Path
-    # rows of `data_file` that belong to this episode (global `index` range for v3.0)
-    row_range: tuple[int, int] | None
-    videos: dict[str, VideoSlice] = field(default_factory=dict)
+    table: FrameTable  # the per-frame rows (timestamps, state, action)
+    frames: dict[str, FrameSource] = field(default_factory=dict)  # camera -> its frames
     resolution: dict[str, tuple[int, int]] = field(default_factory=dict)  # camera -> (h, w)
     # content signature: changes when the episode is re-recorded under the same index
-    # (see `enrich_assets.datasets.lerobot.reader.episode_signature` for what it covers)
+    # (e.g. `enrich_assets.datasets.lerobot.reader.episode_signature`)
     signature: str = ""
     # what the reader found wrong with this episode alone; raised by `check()` (and so by
     # `read_frames`), so only this episode's partition fails
@@ -37,9 +30,15 @@ class EpisodeRef:
 
     @property
     def cameras(self) -> list[str]:
-        return sorted(self.videos)
+        return sorted(self.frames)
 
     def check(self) -> None:
         """Raise the episode's own problem, if the reader found one."""
         if self.problem is not None:
             raise self.problem
+
+
+def read_frames(ref: EpisodeRef, columns: Sequence[str] = FRAME_COLUMNS) -> pa.Table:
+    """The episode's per-frame rows, after raising any problem the reader found with it."""
+    ref.check()
+    return ref.table.read(columns)

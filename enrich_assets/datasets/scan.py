@@ -1,39 +1,15 @@
-"""Cheap change detection: a signature of a root's metadata files (sizes and times), and the
-per-episode content signatures that tell a re-recorded episode (same index, new content)."""
+"""Which episodes are new, re-recorded (same index, new content signature) or gone.
+
+(The cheap whole-dataset change signature is each format's: `datasets.open.change_signature`.)
+"""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from enrich_assets.datasets.episode import EpisodeRef
-from enrich_assets.datasets.lerobot.reader import open_lerobot
 from enrich_assets.infra.partition_keys import dataset_prefix, partition_key
-
-META_GLOBS = (
-    "meta/info.json",
-    "meta/episodes.jsonl",
-    "meta/episodes_stats.jsonl",
-    "meta/episodes/*/*.parquet",
-)
-
-
-def metadata_signature(root: Path) -> str:
-    """Changes whenever LeRobot appends episodes (it rewrites these files), without reading them."""
-    digest = hashlib.sha256()
-    for pattern in META_GLOBS:
-        for path in sorted(root.glob(pattern)):
-            stat = path.stat()
-            digest.update(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def episode_signatures(root: Path, dataset_id: str) -> dict[int, str]:
-    """Episode index -> content signature (see `reader.episode_signature`): an episode whose
-    signature differs from the one recorded when it was last enriched was re-recorded."""
-    return open_lerobot(root, dataset_id).signatures()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from enrich_assets.datasets.errors import EpisodeError
+from enrich_assets.datasets.frames import FrameInfo
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,30 @@ def _frames_after_seeks(container, stream, targets: list[float], tb: float) -> I
             previous, current = current, next(decoder, None)
         candidates = [f for f in (previous, current) if f is not None]
         yield min(candidates, key=lambda f: abs(f.pts * tb - target)) if candidates else None
+
+
+@dataclass(frozen=True)
+class VideoSlice:
+    """One camera's frames for an episode (a `FrameSource`): a video file and the episode's
+    offset inside it."""
+
+    path: Path
+    from_timestamp: float = 0.0
+
+    def iter_at(
+        self, positions: Sequence[int], times: np.ndarray, fps: float
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        return iter_decode_at(self.path, self.from_timestamp + np.asarray(times, np.float64), fps)
+
+    def probe(self, length: int, last_time: float, fps: float) -> FrameInfo:
+        info = probe(self.path)
+        if self.from_timestamp + last_time > info.duration_s + 1.0 / fps:
+            raise EpisodeError(
+                self.path,
+                f"the episode needs t={self.from_timestamp + last_time:.3f}s "
+                f"but the video lasts {info.duration_s:.3f}s (truncated?)",
+            )
+        return FrameInfo(info.codec, info.height, info.width, str(self.path), self.from_timestamp)
 
 
 def decode_all(path: Path) -> Iterator[np.ndarray]:

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from enrich_assets.datasets.open import location_exists
 from enrich_assets.defs import episode, language, vision, vlm_resource
 from enrich_assets.defs.jobs import CURATION_GROUP
 from enrich_assets.defs.metadata import png_metadata
@@ -85,8 +86,9 @@ def golden_set_score(
     skipped: dict[str, str] = {}
     failing: dict[str, str] = {}
     for dataset_id, root in sorted(pipeline.registry.load().items()):
-        if not root.exists() or (problems := golden_mismatches(golden, root)):
-            skipped[dataset_id] = problems[0] if root.exists() else "root missing"
+        exists = location_exists(root)
+        if not exists or (problems := golden_mismatches(golden, Path(root))):
+            skipped[dataset_id] = problems[0] if exists else "location missing"
             continue
         outputs = {t: pipeline.catalog.read(t, dataset_id) for t in GOLDEN_OUTPUTS}
         history = pipeline.catalog.read(GOLDEN_TABLE, dataset_id)
@@ -155,18 +157,20 @@ def validation_report(
 ) -> dg.MaterializeResult:
     """Per dataset and pipeline version: distributions, check summary, golden scores, caption
     agreement with a second VLM (when `vlm_secondary` is configured) and a stratified
-    200-keyframe review sheet, in <dataset>/meta/enrich_reports/<version>/."""
+    200-keyframe review sheet, in <dataset>/meta/enrich_reports/<version>/ (a LeRobot
+    dataset; other formats: <data dir>/datasets/<dataset id>/meta/enrich_reports/...)."""
     version = pipeline_version()
     written: dict[str, str] = {}
     metadata: dict[str, Any] = {"pipeline_version": version}
     outcomes: dict[str, list[tuple[str, RuleOutcome]]] = {rule: [] for rule in REPORT_CHECKS}
     for dataset_id, root in sorted(pipeline.registry.load().items()):
-        if not root.exists():
+        if not location_exists(root):
             continue
         tables = {t: pipeline.catalog.read(t, dataset_id) for t in REPORT_TABLES}
         if tables["keyframes"].height == 0:
             continue
-        checks, out = _dataset_report(pipeline, dataset_id, root, version, tables)
+        workspace = pipeline.workspace(dataset_id)
+        checks, out = _dataset_report(pipeline, dataset_id, workspace, version, tables)
         for o in checks:
             outcomes[o.rule].append((dataset_id, o))
         written[dataset_id] = str(out)

@@ -21,7 +21,8 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from enrich_assets.datasets.lerobot.reader import read_frames
+from enrich_assets.datasets.episode import read_frames
+from enrich_assets.datasets.open import location_exists
 from enrich_assets.defs.jobs import DERIVED_GROUP
 from enrich_assets.defs.metadata import png_metadata
 from enrich_assets.defs.resources import PipelineResource
@@ -75,7 +76,7 @@ def embedded_keyframes(pipeline: PipelineResource) -> Iterator[tuple[str, pl.Dat
     """(dataset id, keys + embedding code_version of its embedded keyframes, in key order) per
     live dataset. Only these columns are read; vectors come from `embedding_matrix`."""
     for dataset_id, root in sorted(pipeline.registry.load().items()):
-        if not root.exists() or not pipeline.catalog.has("ai_embedding", dataset_id):
+        if not location_exists(root) or not pipeline.catalog.has("ai_embedding", dataset_id):
             continue
         parts = pipeline.catalog.root / "ai_embedding" / dataset_id / "*.parquet"  # its layout
         keys = pl.scan_parquet(parts).select(*KEYS, "code_version").collect()

@@ -3,8 +3,7 @@
 import dagster as dg
 import numpy as np
 
-from enrich_assets.datasets.episode import EpisodeRef
-from enrich_assets.datasets.lerobot.reader import read_frames
+from enrich_assets.datasets.episode import EpisodeRef, read_frames
 from enrich_assets.defs.metadata import contact_sheet_metadata
 from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.resources import PipelineResource

@@ -20,11 +20,10 @@ import dagster as dg
 import duckdb
 import numpy as np
 
-from enrich_assets.datasets.episode import EpisodeRef
+from enrich_assets.datasets.episode import EpisodeRef, read_frames
+from enrich_assets.datasets.frames import frames_at
 from enrich_assets.datasets.lerobot.language_format import LanguageRow
 from enrich_assets.datasets.lerobot.language_staging import read_episode, write_staged
-from enrich_assets.datasets.lerobot.reader import read_frames
-from enrich_assets.datasets.video import decode_at
 from enrich_assets.defs.episode import episode_manifest, keyframes
 from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.resources import PipelineResource
@@ -110,13 +109,12 @@ def _timestamps(ref: EpisodeRef) -> np.ndarray:
     return read_frames(ref, ("timestamp", "episode_index")).column("timestamp").to_numpy()
 
 
-def _video_fetch(ref: EpisodeRef, timestamps: np.ndarray) -> FrameFetch:
-    """Frames by position in the episode, decoded from the camera's video (once each)."""
+def _frame_fetch(ref: EpisodeRef, timestamps: np.ndarray) -> FrameFetch:
+    """Frames by position in the episode, read from the camera's frame source (once each)."""
 
     def fetch(camera: str, positions: Sequence[int]) -> list[np.ndarray]:
-        video = ref.videos[camera]
-        at = video.from_timestamp + timestamps.astype(np.float64)[list(positions)]
-        return decode_at(video.path, at, ref.fps)
+        at = timestamps.astype(np.float64)[list(positions)]
+        return frames_at(ref.frames[camera], positions, at, ref.fps)
 
     return cached(fetch)
 
@@ -227,7 +225,7 @@ def _episode_input(
     module: LanguageModule, ref: EpisodeRef, root: Path, timestamps: np.ndarray
 ) -> EpisodeInput:
     """What the module sees of the episode; what it reads of the plan comes from staging."""
-    fetch = _video_fetch(ref, timestamps)
+    fetch = _frame_fetch(ref, timestamps)
     episode = EpisodeInput(ref.episode_index, timestamps, fetch, ref.cameras, ref.task, SETTINGS)
     if module.reads_plan is PlanInput.NONE:
         return episode
@@ -249,7 +247,7 @@ def _run_module(
     ledger = Ledger(context, pipeline)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
-        root = pipeline.registry.root_of(ref.dataset_id)
+        root = pipeline.workspace(ref.dataset_id)
         timestamps = _timestamps(ref)
         client = RecordingClient(shared)
         try:

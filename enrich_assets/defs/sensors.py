@@ -7,8 +7,8 @@ from pathlib import Path
 import dagster as dg
 
 from enrich_assets.datasets.episode import EpisodeRef
-from enrich_assets.datasets.lerobot.reader import open_lerobot
-from enrich_assets.datasets.scan import EpisodeChanges, episode_changes, metadata_signature
+from enrich_assets.datasets.open import change_signature, location_exists, open_dataset
+from enrich_assets.datasets.scan import EpisodeChanges, episode_changes
 from enrich_assets.defs.jobs import enrich_episodes_job, range_tags
 from enrich_assets.defs.partitions import EPISODE_BACKFILL, episodes
 from enrich_assets.defs.resources import PipelineResource
@@ -37,15 +37,15 @@ def _save_signatures(path: Path, signatures: dict[str, str]) -> None:
 
 
 def _scan(
-    cursor: dict[str, str], pipeline: PipelineResource, root: Path
+    cursor: dict[str, str], pipeline: PipelineResource, root: str
 ) -> tuple[str, str, list[EpisodeRef]] | None:
     """(dataset id, metadata signature, episodes) of a root whose metadata changed; None if
     unchanged. Raises whatever a broken root raises; the caller skips that root."""
     dataset_id = pipeline.registry.register(root)
-    signature = metadata_signature(root)
+    signature = change_signature(root)
     if cursor.get(dataset_id) == signature:
         return None
-    return dataset_id, signature, open_lerobot(root, dataset_id).episodes()
+    return dataset_id, signature, open_dataset(root, dataset_id).episodes()
 
 
 def _requests(change: EpisodeChanges, signature: str, batch: int) -> list[dg.RunRequest]:
@@ -74,12 +74,12 @@ def new_episodes(
     the tick's log and kept, with their rows, in the catalog."""
     cursor: dict[str, str] = json.loads(context.cursor or "{}")
     known = set(context.instance.get_dynamic_partitions(episodes.name))
-    roots = {*pipeline.settings.dataset_roots, *pipeline.registry.load().values()}
+    roots = {*map(str, pipeline.settings.dataset_roots), *pipeline.registry.load().values()}
     added: list[str] = []
     requests: list[dg.RunRequest] = []
     batch = EPISODE_BACKFILL.max_partitions_per_run or 64
     for root in sorted(roots):
-        if not root.exists():
+        if not location_exists(root):
             context.log.warning(f"dataset root {root} does not exist; skipped")
             continue
         try:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from enrich_assets.datasets.episode import EpisodeRef
-from enrich_assets.datasets.lerobot.reader import LeRobotReader, read_frames
+from enrich_assets.datasets.episode import EpisodeRef, read_frames
+from enrich_assets.datasets.frames import frames_at
+from enrich_assets.datasets.lerobot.reader import LeRobotReader
 from enrich_assets.datasets.lerobot.v3_writer import EpisodeData, write_lerobot_v3
-from enrich_assets.datasets.video import decode_at
 
 VECTORS = ("observation.state", "action")
 
@@ -35,12 +35,15 @@ def episode_data(ref: EpisodeRef) -> EpisodeData:
     table = read_frames(ref, ("timestamp", *VECTORS))
     missing = [c for c in VECTORS if c not in table.column_names]
     if missing:
-        raise ValueError(f"{ref.data_file}: episode {ref.episode_index} lacks columns {missing}")
+        raise ValueError(
+            f"{ref.table.location}: episode {ref.episode_index} lacks columns {missing}"
+        )
     vectors = {c: np.asarray(table.column(c).to_pylist(), np.float32) for c in VECTORS}
     timestamps = table.column("timestamp").to_numpy().astype(np.float64)
+    every = range(len(timestamps))
     frames = {
-        camera: np.stack(decode_at(v.path, v.from_timestamp + timestamps, ref.fps))
-        for camera, v in ref.videos.items()
+        camera: np.stack(frames_at(source, every, timestamps, ref.fps))
+        for camera, source in ref.frames.items()
     }
     return EpisodeData(ref.task, vectors["observation.state"], vectors["action"], frames)
 

@@ -15,16 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from enrich_assets.datasets.episode import EpisodeRef, VideoSlice
+from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.errors import DatasetError, EpisodeError
+from enrich_assets.datasets.video import VideoSlice
+from enrich_assets.infra.files import stat_signature
 
-FRAME_COLUMNS = ("timestamp", "frame_index", "episode_index", "observation.state", "action")
 # columns every v3.0 `meta/episodes` file must have (plus the videos/<camera>/ ones)
 V3_EPISODE_COLUMNS = (
     "episode_index",
@@ -34,6 +37,22 @@ V3_EPISODE_COLUMNS = (
     "dataset_to_index",
 )
 V3_VIDEO_COLUMNS = ("chunk_index", "file_index", "from_timestamp")
+# the files LeRobot rewrites whenever it appends episodes
+META_GLOBS = (
+    "meta/info.json",
+    "meta/episodes.jsonl",
+    "meta/episodes_stats.jsonl",
+    "meta/episodes/*/*.parquet",
+)
+
+
+def is_lerobot_root(location: str) -> bool:
+    return (Path(location) / "meta" / "info.json").is_file()
+
+
+def metadata_signature(root: Path) -> str:
+    """Changes whenever LeRobot appends episodes (it rewrites these files), without reading them."""
+    return stat_signature(root, [p for pattern in META_GLOBS for p in root.glob(pattern)])
 
 
 def read_info(root: Path) -> dict:
@@ -114,11 +133,54 @@ def episode_signature(row: dict, own_files: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class ParquetRows:
+    """One episode's rows of a LeRobot data file (a `FrameTable`)."""
+
+    data_file: Path
+    # rows of `data_file` that belong to this episode (global `index` range for v3.0)
+    row_range: tuple[int, int] | None
+    episode_index: int
+    length: int
+
+    @property
+    def location(self) -> str:
+        return str(self.data_file)
+
+    def read(self, columns: Sequence[str]) -> pa.Table:
+        """The episode's rows of its data file, checked against what the metadata promised."""
+        path = self.data_file
+        if not path.is_file():
+            raise EpisodeError(path, f"data file of episode {self.episode_index} is missing")
+        if self.length <= 0:
+            raise EpisodeError(
+                path, f"episode {self.episode_index} has zero length in the metadata"
+            )
+        try:
+            schema = pq.read_schema(path)
+            wanted = [c for c in dict.fromkeys(("frame_index", *columns)) if c in schema.names]
+            table = pq.read_table(
+                path, columns=wanted, filters=[("episode_index", "=", self.episode_index)]
+            )
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise EpisodeError(path, f"unreadable parquet ({exc})") from exc
+        if table.num_rows != self.length:
+            raise EpisodeError(
+                path,
+                f"episode {self.episode_index} should have {self.length} rows (metadata) but "
+                f"the file holds {table.num_rows}: the episode row points past its data file",
+            )
+        return table.sort_by("frame_index")
+
+
 class LeRobotReader:
     """A LeRobot dataset on disk; `version` is 'v3.0' or 'v2.1'."""
 
+    format = "lerobot"
+
     def __init__(self, root: Path, dataset_id: str) -> None:
         self.root = root
+        self.location = str(root)
         self.dataset_id = dataset_id
         self.info = read_info(root)
         self.version = str(self.info["codebase_version"])
@@ -313,9 +375,8 @@ class LeRobotReader:
             found = self._range_problem(index, data_file, row_range, length)
             problems += [found] if found else []
         return EpisodeRef(
-            data_file=data_file,
-            row_range=row_range,
-            videos=videos,
+            table=ParquetRows(data_file, row_range, index, length),
+            frames=dict(videos),
             signature=episode_signature(row, own_files),
             problem=problems[0] if problems else None,
             **common,
@@ -331,31 +392,6 @@ def _relative(root: Path, path: Path) -> str:
         return str(path.relative_to(root.resolve()))
     except ValueError:
         return str(path)
-
-
-def read_frames(ref: EpisodeRef, columns: tuple[str, ...] = FRAME_COLUMNS) -> pa.Table:
-    """The episode's rows of its data file, checked against what the metadata promised."""
-    ref.check()
-    path = ref.data_file
-    if not path.is_file():
-        raise EpisodeError(path, f"data file of episode {ref.episode_index} is missing")
-    if ref.length <= 0:
-        raise EpisodeError(path, f"episode {ref.episode_index} has zero length in the metadata")
-    try:
-        schema = pq.read_schema(path)
-        wanted = [c for c in dict.fromkeys(("frame_index", *columns)) if c in schema.names]
-        table = pq.read_table(
-            path, columns=wanted, filters=[("episode_index", "=", ref.episode_index)]
-        )
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise EpisodeError(path, f"unreadable parquet ({exc})") from exc
-    if table.num_rows != ref.length:
-        raise EpisodeError(
-            path,
-            f"episode {ref.episode_index} should have {ref.length} rows (metadata) but the file "
-            f"holds {table.num_rows}: the episode row points past its data file",
-        )
-    return table.sort_by("frame_index")
 
 
 def open_lerobot(root: Path, dataset_id: str) -> LeRobotReader:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import polars as pl
 
+from enrich_assets.datasets.errors import DatasetError
 from enrich_assets.datasets.lerobot.export import export_episodes
-from enrich_assets.datasets.lerobot.reader import open_lerobot
+from enrich_assets.datasets.lerobot.reader import LeRobotReader
+from enrich_assets.datasets.open import open_dataset
 from enrich_assets.store.catalog import Catalog
 from enrich_assets.store.episode_view import balance_clusters, episode_view
 from enrich_assets.store.registry import DatasetRegistry
@@ -33,7 +35,12 @@ def curated_export(
 ) -> CuratedExport:
     root = root.resolve()
     dataset_id = registry.register(root)
-    reader = open_lerobot(root, dataset_id)
+    reader = open_dataset(root, dataset_id)
+    if not isinstance(reader, LeRobotReader):
+        raise DatasetError(
+            root,
+            f"curated export writes LeRobot datasets from LeRobot ones; this is {reader.format}",
+        )
     refs = reader.episodes()
     episodes = pl.DataFrame(
         {

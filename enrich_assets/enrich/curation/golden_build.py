@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from enrich_assets.datasets.episode import EpisodeRef
-from enrich_assets.datasets.lerobot.reader import open_lerobot, read_frames
+from enrich_assets.datasets.episode import EpisodeRef, read_frames
+from enrich_assets.datasets.open import open_dataset
 from enrich_assets.datasets.sample.generator import (
     DEMO_EPISODES,
     DEMO_SEED,
@@ -67,7 +67,7 @@ def build_golden_set(
     policy = policy or KeyframePolicy(**pipeline_config("keyframes"))
     _check_labels(config)
     truth = read_truth(dataset_root)
-    refs = {r.episode_index: r for r in open_lerobot(Path(dataset_root), "golden").episodes()}
+    refs = {r.episode_index: r for r in open_dataset(Path(dataset_root), "golden").episodes()}
     skipped = defect_episodes(truth)
     episodes, items, images = [], [], {}
     for truth_episode in truth["episodes"]:

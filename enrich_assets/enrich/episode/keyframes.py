@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from enrich_assets.datasets.episode import EpisodeRef
-from enrich_assets.datasets.lerobot.reader import read_frames
-from enrich_assets.datasets.video import decode_at, iter_decode_at
+from enrich_assets.datasets.episode import EpisodeRef, read_frames
+from enrich_assets.datasets.frames import FrameSource, frames_at
 from enrich_assets.enrich.episode.quality import grey
 from enrich_assets.enrich.rules import RuleOutcome, outcome
 from enrich_assets.infra.pixels import pixel_hash
@@ -131,22 +129,23 @@ def keyframe_rows(frames: Sequence[Keyframe], image_paths: Sequence[str]) -> lis
 
 
 def extract_keyframes(ref: EpisodeRef, policy: KeyframePolicy) -> list[Keyframe]:
-    """Decode only the keyframes of every camera (scene-change mode looks at all frames)."""
+    """Read only the keyframes of every camera (scene-change mode looks at all frames)."""
     frames = read_frames(ref, ("timestamp", "frame_index", "episode_index"))
     timestamps = frames.column("timestamp").to_numpy()
+    times = timestamps.astype(np.float64)
     frame_indices = frames.column("frame_index").to_numpy()
+    every = list(range(len(times)))
     keyframes: list[Keyframe] = []
     for camera in ref.cameras:
-        video = ref.videos[camera]
-        in_file = video.from_timestamp + timestamps.astype(np.float64)
+        source = ref.frames[camera]
 
-        def thumbs(in_file: np.ndarray = in_file, path: Path = video.path) -> np.ndarray:
+        def thumbs(source: FrameSource = source) -> np.ndarray:
             return np.stack(
-                [grey(img[::8, ::8]) / 255.0 for _, img in iter_decode_at(path, in_file, ref.fps)]
+                [grey(img[::8, ::8]) / 255.0 for _, img in source.iter_at(every, times, ref.fps)]
             )
 
         picks = select_keyframes(policy, timestamps, thumbs)
-        images = decode_at(video.path, in_file[picks], ref.fps)
+        images = frames_at(source, picks, times[picks], ref.fps)
         keyframes.extend(
             Keyframe(camera, int(frame_indices[p]), float(timestamps[p]), img)
             for p, img in zip(picks, images, strict=True)

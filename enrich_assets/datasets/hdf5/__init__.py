@@ -1,0 +1,1 @@
+"""HDF5 datasets: robomimic, LIBERO, ALOHA/ACT and declared layouts; the /enrichments sidecar."""
