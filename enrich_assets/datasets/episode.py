@@ -31,6 +31,8 @@ class EpisodeRef:
     # content signature: changes when the episode is re-recorded under the same index
     # (see `enrich_assets.datasets.lerobot.reader.episode_signature` for what it covers)
     signature: str = ""
+    # LeRobot column name -> its name in the data file, where a layout override renames it
+    columns: dict[str, str] = field(default_factory=dict, compare=False)
     # what the reader found wrong with this episode alone; raised by `check()` (and so by
     # `read_frames`), so only this episode's partition fails
     problem: EpisodeError | None = field(default=None, compare=False, repr=False)

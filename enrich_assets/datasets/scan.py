@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from enrich_assets.datasets.episode import EpisodeRef
+from enrich_assets.datasets.lerobot.layout import LAYOUT_FILE
 from enrich_assets.datasets.lerobot.reader import open_lerobot
 from enrich_assets.infra.partition_keys import dataset_prefix, partition_key
 
@@ -17,6 +18,7 @@ META_GLOBS = (
     "meta/episodes.jsonl",
     "meta/episodes_stats.jsonl",
     "meta/episodes/*/*.parquet",
+    LAYOUT_FILE,  # an override changes where the files are and what they are called
 )
 
 

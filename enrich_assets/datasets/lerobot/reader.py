@@ -4,6 +4,10 @@ Both produce `EpisodeRef`s; everything downstream is format-blind. A reader vali
 what is dataset-wide (info.json, path templates) when it opens, and what belongs to one
 episode only when that episode is read, so one damaged episode fails alone.
 
+A layout override (`layout.py`, `enrich-layout.yaml` beside the dataset) changes the path
+templates and renames features: the reader then speaks LeRobot names (cameras, the columns
+`read_frames` returns) while finding the files under the names they really have.
+
 Per-episode problems found while listing (a file that is a symlink out of the root, a row
 range past its data file) do not stop the listing: they are kept on the episode's ref
 (`EpisodeRef.problem`) and raised when that episode is read (`read_frames`), so only its
@@ -23,6 +27,7 @@ import pyarrow.parquet as pq
 
 from enrich_assets.datasets.episode import EpisodeRef, VideoSlice
 from enrich_assets.datasets.errors import DatasetError, EpisodeError
+from enrich_assets.datasets.lerobot.layout import layout_path, resolve
 
 FRAME_COLUMNS = ("timestamp", "frame_index", "episode_index", "observation.state", "action")
 # columns every v3.0 `meta/episodes` file must have (plus the videos/<camera>/ ones)
@@ -117,10 +122,11 @@ def episode_signature(row: dict, own_files: list[Path]) -> str:
 class LeRobotReader:
     """A LeRobot dataset on disk; `version` is 'v3.0' or 'v2.1'."""
 
-    def __init__(self, root: Path, dataset_id: str) -> None:
+    def __init__(self, root: Path, dataset_id: str, layout: Path | None = None) -> None:
         self.root = root
         self.dataset_id = dataset_id
-        self.info = read_info(root)
+        self.layout = resolve(read_info(root), layout_path(root, layout))
+        self.info = self.layout.info
         self.version = str(self.info["codebase_version"])
         if not self.version.startswith(("v2", "v3")):
             raise DatasetError(
@@ -144,13 +150,17 @@ class LeRobotReader:
                 continue
             try:
                 relative = template.format(
-                    video_key=self.cameras[0] if self.cameras else "", **probe
+                    video_key=self.on_disk(self.cameras[0]) if self.cameras else "", **probe
                 )
             except (KeyError, IndexError, ValueError) as exc:
                 raise DatasetError(
                     self.root / "meta/info.json", f"bad {name} template {template!r}"
                 ) from exc
             _inside(self.root, relative, name)
+
+    def on_disk(self, name: str) -> str:
+        """The name the files use for a LeRobot feature name (they differ under an override)."""
+        return self.layout.on_disk.get(name, name)
 
     def episodes(self) -> list[EpisodeRef]:
         rows = self._episode_rows()
@@ -165,7 +175,7 @@ class LeRobotReader:
                 raise DatasetError(self.root / "meta/episodes", "no episode metadata parquet files")
             required = [
                 *V3_EPISODE_COLUMNS,
-                *(f"videos/{c}/{k}" for c in self.cameras for k in V3_VIDEO_COLUMNS),
+                *(f"videos/{self.on_disk(c)}/{k}" for c in self.cameras for k in V3_VIDEO_COLUMNS),
             ]
             rows: list[dict] = []
             for f in files:
@@ -281,14 +291,14 @@ class LeRobotReader:
                 cam: VideoSlice(
                     self._path(
                         self.info["video_path"].format(
-                            video_key=cam,
-                            chunk_index=row[f"videos/{cam}/chunk_index"],
-                            file_index=row[f"videos/{cam}/file_index"],
+                            video_key=self.on_disk(cam),
+                            chunk_index=row[f"videos/{self.on_disk(cam)}/chunk_index"],
+                            file_index=row[f"videos/{self.on_disk(cam)}/file_index"],
                         ),
                         index,
                         problems,
                     ),
-                    float(row[f"videos/{cam}/from_timestamp"]),
+                    float(row[f"videos/{self.on_disk(cam)}/from_timestamp"]),
                 )
                 for cam in self.cameras
             }
@@ -301,7 +311,9 @@ class LeRobotReader:
             videos = {
                 cam: VideoSlice(
                     self._path(
-                        self.info["video_path"].format(video_key=cam, **loc), index, problems
+                        self.info["video_path"].format(video_key=self.on_disk(cam), **loc),
+                        index,
+                        problems,
                     )
                 )
                 for cam in self.cameras
@@ -318,6 +330,7 @@ class LeRobotReader:
             videos=videos,
             signature=episode_signature(row, own_files),
             problem=problems[0] if problems else None,
+            columns=dict(self.layout.on_disk),
             **common,
         )
 
@@ -334,7 +347,8 @@ def _relative(root: Path, path: Path) -> str:
 
 
 def read_frames(ref: EpisodeRef, columns: tuple[str, ...] = FRAME_COLUMNS) -> pa.Table:
-    """The episode's rows of its data file, checked against what the metadata promised."""
+    """The episode's rows of its data file, checked against what the metadata promised;
+    columns under their LeRobot names whatever the file calls them (`EpisodeRef.columns`)."""
     ref.check()
     path = ref.data_file
     if not path.is_file():
@@ -343,10 +357,12 @@ def read_frames(ref: EpisodeRef, columns: tuple[str, ...] = FRAME_COLUMNS) -> pa
         raise EpisodeError(path, f"episode {ref.episode_index} has zero length in the metadata")
     try:
         schema = pq.read_schema(path)
-        wanted = [c for c in dict.fromkeys(("frame_index", *columns)) if c in schema.names]
+        names = {ref.columns.get(c, c): c for c in dict.fromkeys(("frame_index", *columns))}
+        wanted = [c for c in names if c in schema.names]
+        episode_column = ref.columns.get("episode_index", "episode_index")
         table = pq.read_table(
-            path, columns=wanted, filters=[("episode_index", "=", ref.episode_index)]
-        )
+            path, columns=wanted, filters=[(episode_column, "=", ref.episode_index)]
+        ).rename_columns([names[c] for c in wanted])
     except (pa.ArrowInvalid, OSError) as exc:
         raise EpisodeError(path, f"unreadable parquet ({exc})") from exc
     if table.num_rows != ref.length:
@@ -358,7 +374,9 @@ def read_frames(ref: EpisodeRef, columns: tuple[str, ...] = FRAME_COLUMNS) -> pa
     return table.sort_by("frame_index")
 
 
-def open_lerobot(root: Path, dataset_id: str) -> LeRobotReader:
+def open_lerobot(root: Path, dataset_id: str, layout: Path | None = None) -> LeRobotReader:
+    """The dataset at `root`, read through the layout override `layout`, else through the
+    `enrich-layout.yaml` beside it, if any."""
     if not root.is_dir():
         raise DatasetError(root, "dataset root is not a directory")
-    return LeRobotReader(root, dataset_id)
+    return LeRobotReader(root, dataset_id, layout)
