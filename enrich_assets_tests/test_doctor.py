@@ -84,15 +84,18 @@ def test_clean_fixture_is_usable(capsys, real_copy, name: str) -> None:  # noqa:
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-def test_renamed_video_folder_is_named_and_unusable(capsys, real_copy, name: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("folder", "moved", "kind"), [("videos", "video", "video"), ("data", "frames", "data")]
+)
+def test_renamed_folder_is_named_and_unusable(capsys, real_copy, name, folder, moved, kind) -> None:  # noqa: ANN001
     root = real_copy(name)
-    (root / "videos").rename(root / "video")
+    (root / folder).rename(root / moved)
     code, text = _doctor(capsys, str(root))
     assert code == 2, text
-    assert "[video-folder] 8 of 8 episodes" in text and "under video/" in text
+    assert f"[{kind}-folder] 8 of 8 episodes" in text and f"under {moved}/" in text
     assert "Traceback" not in text
     layout = text.split("holding:\n")[1].splitlines()[0].strip()
-    assert layout.startswith('video_path: "video/')
+    assert layout.startswith(f'{kind}_path: "{moved}/')
     (root / "enrich-layout.yaml").write_text(layout + "\n")  # the fix it suggests, verbatim
     code, text = _doctor(capsys, str(root))
     assert code == 0, text

@@ -87,7 +87,7 @@ def resolve(info: dict, path: Path | None) -> Resolved:
     for name, target in layout.features.items():
         if name not in info["features"]:
             raise DatasetError(f"{path}:features.{name}", "not a feature of meta/info.json")
-        if target in features and target not in layout.features:
+        if (target in features and target not in layout.features) or target in on_disk:
             raise DatasetError(f"{path}:features.{name}", f"{target!r} is already a feature")
         on_disk[target] = name
     renamed = {on_disk_name: target for target, on_disk_name in on_disk.items()}

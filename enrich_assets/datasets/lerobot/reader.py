@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,8 @@ class LeRobotReader:
         file) order, concatenated, as LeRobot loads them (computed once per reader)."""
         if self._offsets is None:
             self._offsets, offset = {}, 0
-            for other in sorted((self.root / "data").glob("chunk-*/file-*.parquet")):
+            pattern = re.sub(r"\{[^}]*\}", "*", self.info["data_path"])  # every data file
+            for other in sorted(self.root.glob(pattern)):
                 self._offsets[other.resolve()] = offset
                 count = self._rows_in(other.resolve())
                 offset += count if isinstance(count, int) else 0
