@@ -214,3 +214,11 @@ def test_materialize_through_the_override(settings, real_copy) -> None:  # noqa:
     manifest = Catalog(settings.catalog_dir, settings.duckdb_path).read("episode_manifest")
     assert manifest.height == 2
     assert all("/video/" in p for p in manifest["tech_video_path"].to_list())
+
+
+def test_malformed_info_json_is_fatal(capsys, real_copy) -> None:  # noqa: ANN001
+    root = real_copy("g1_v21")
+    (root / "meta/info.json").write_text('{"fps": 30,')
+    code, text = _doctor(capsys, str(root))
+    assert code == 2 and "[info-json] dataset" in text and "malformed JSON" in text
+    assert "Traceback" not in text

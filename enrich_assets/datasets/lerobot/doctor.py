@@ -279,7 +279,7 @@ def _cameras(
         )
         facts[f"camera {camera}"] = (
             f"labelled {label or '(no label)'}, stream {'/'.join(codecs)} "
-            f"{first.width}x{first.height} at {first.fps:g} fps; {len(streams)} video files, "
+            f"{first.width}x{first.height} at {first.fps:g} fps; {len(streams)} video file(s), "
             f"~{round(seconds * first.fps)} frames; first frame {decoded}"
         )
         wrong = [c for c in codecs if label and _codec(label) != _codec(c)]
