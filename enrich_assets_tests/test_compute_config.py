@@ -132,3 +132,24 @@ def test_kuberay_manifest_fits_the_models_and_points_the_settings_at_its_head(
         assert fits, f"{RAYCLUSTER}: no worker group holds {spec.name} ({need})"
         most_gpus = max(g[0] * g[3]["maxReplicas"] for g in fits)
         assert need.num_gpus * settings.compute.actors_per_model <= most_gpus, spec.name
+
+
+@pytest.mark.parametrize(
+    "address, reason",
+    [
+        ("127.0.0.1:{port}", "Connection refused"),
+        ("ray://127.0.0.1:{port}", "Connection refused"),
+        ("head-without-port", "expected host:port"),
+    ],
+)
+def test_an_unreachable_ray_address_is_one_line_at_once(address, reason):
+    from enrich_assets.models.vision.ray_host import RayHost
+    from enrich_assets_tests.ray_cluster import free_port
+
+    address = address.format(port=free_port())  # nothing listens there
+    host = RayHost(ComputeSettings(backend="ray", ray_address=address))
+    with pytest.raises(
+        ConnectionError, match=rf"compute.ray_address {address}: .*{reason}"
+    ) as info:
+        host.open(load_model_spec("embedding", "tiny"))
+    assert "\n" not in str(info.value)

@@ -4,6 +4,7 @@ each model loaded once per actor however many chunks it is sent, actors freed af
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -124,3 +125,17 @@ def test_ray_backend_matches_local(
     assert ray.is_initialized()  # the run connected this process to the cluster, as a driver
     free = wait_all_cpus_free()
     assert free.get("CPU") == 2.0, f"actors still hold CPUs after the run: {free}"
+
+
+def test_a_model_no_node_can_hold_fails_in_time_and_frees_its_actors(ray_address: str) -> None:
+    from enrich_assets.models.registry import ModelResources
+    from enrich_assets.models.vision.ray_host import RayHost
+
+    spec = dataclasses.replace(
+        load_model_spec("embedding", "tiny"), resources=ModelResources(num_gpus=1)
+    )
+    compute = ComputeSettings(backend="ray", ray_address=ray_address, actor_start_timeout_s=5)
+    asks = r"\{num_gpus: 1, num_cpus: 1, memory_gb: 2\}"
+    with pytest.raises(TimeoutError, match=rf"model tiny-clip: 1 Ray actor\(s\) asking for {asks}"):
+        RayHost(compute).open(spec)
+    assert wait_all_cpus_free().get("CPU") == 2.0

@@ -10,6 +10,7 @@ the `ray` backend is chosen.
 from __future__ import annotations
 
 import os
+import socket
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -160,11 +161,22 @@ def connect(address: str) -> Any:
     import ray
 
     if not ray.is_initialized():
+        where = address or "$RAY_ADDRESS / this machine"
         try:
+            if address:
+                _probe(address)  # ray.init retries an unreachable address for minutes
             ray.init(address=address or "auto", namespace=NAMESPACE, logging_level="warning")
-        except (ConnectionError, ValueError) as err:
-            where = address or "$RAY_ADDRESS / this machine"
+        except (OSError, ValueError) as err:  # ConnectionError is an OSError
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise ConnectionError(
-                f"compute.ray_address {where}: no Ray cluster reachable ({err})"
+                f"compute.ray_address {where}: no Ray cluster reachable ({reason})"
             ) from None
     return ray
+
+
+def _probe(address: str, timeout_s: float = 10) -> None:
+    """Open and close a TCP connection to "host:port" or "ray://host:port"."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected host:port or ray://host:port, got {address!r}")
+    socket.create_connection((host, int(port)), timeout=timeout_s).close()
