@@ -15,6 +15,7 @@ from enrich_assets.defs.episode import keyframes
 from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.enrich.derived.near_duplicates import DEFAULT_THRESHOLD
+from enrich_assets.enrich.monitoring.metrics import RunMeter
 from enrich_assets.enrich.rules import Severity
 from enrich_assets.enrich.vision.depth import check_depth, depth_row, encode_depth
 from enrich_assets.enrich.vision.detections import (
@@ -64,13 +65,17 @@ class VisionModels(dg.ConfigurableResource):
 
 def _batched_keyframes(
     pipeline: PipelineResource,
+    model: Any,
     run: Callable[[Iterator[tuple[Key, np.ndarray]]], Iterator[tuple[Key, Any]]],
+    meter: RunMeter,
 ) -> tuple[Callable[[list[EpisodeRef]], None], dict[Key, Any], dict[Episode, list[dict]]]:
-    """A `prepare` hook that runs a model over all keyframes of the run's episodes at once."""
+    """A `prepare` hook that runs a model over all keyframes of the run's episodes at once,
+    and reports the model's batch latencies to the run's `meter`."""
     results: dict[Key, Any] = {}
     rows_by_episode: dict[Episode, list[dict]] = {}
 
     def prepare(refs: list[EpisodeRef]) -> None:
+        timed = len(model.batch_seconds)  # the model lives as long as the process
         for ref in refs:
             part = pipeline.catalog.read_part(
                 "keyframes", ref.dataset_id, f"{ref.episode_index:06d}"
@@ -87,6 +92,7 @@ def _batched_keyframes(
             for r in rows
         )
         results.update(run(items))
+        meter.add_batches(model.model_id, model.batch_seconds[timed:])
 
     return prepare, results, rows_by_episode
 
@@ -134,7 +140,8 @@ def ai_embedding(
     """CLIP image embeddings per keyframe (L2-normalised), near-duplicate flags per episode."""
     model = vision.load("embedding")
     splits_before = model.oom_splits  # counted since load (once per run)
-    prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model.run)
+    meter = RunMeter()
+    prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model, model.run, meter)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
@@ -157,6 +164,7 @@ def ai_embedding(
             "oom_splits": model.oom_splits - splits_before,
         },
         prepare=prepare,
+        meter=meter,
     )
 
 
@@ -178,8 +186,9 @@ def ai_detections(
     dataset_ids = {parse_partition_key(k)[0] for k in context.partition_keys}
     labels_by_dataset = {d: load_vocabulary(d) for d in dataset_ids}
     labels = sorted(set().union(*labels_by_dataset.values()))  # one prompt for the whole run
+    meter = RunMeter()
     prepare, found, rows_by_episode = _batched_keyframes(
-        pipeline, lambda items: model.run(items, labels)
+        pipeline, model, lambda items: model.run(items, labels), meter
     )
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
@@ -205,6 +214,7 @@ def ai_detections(
             "oom_splits": model.oom_splits - splits_before,
         },
         prepare=prepare,
+        meter=meter,
     )
 
 
@@ -221,7 +231,8 @@ def ai_depth(
     """Depth Anything per keyframe: a float16 map as a content-hashed artifact, with stats."""
     model = vision.load("depth")
     splits_before = model.oom_splits  # counted since load (once per run)
-    prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model.run)
+    meter = RunMeter()
+    prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model, model.run, meter)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
@@ -248,4 +259,5 @@ def ai_depth(
             "oom_splits": model.oom_splits - splits_before,
         },
         prepare=prepare,
+        meter=meter,
     )
