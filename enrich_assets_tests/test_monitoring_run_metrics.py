@@ -73,3 +73,43 @@ def test_a_run_records_its_metrics_row_metadata_and_alert_checks(
         evaluation = record.event.dagster_event.event_specific_data
         assert evaluation.passed, (asset, check, evaluation.description)
         assert evaluation.severity == dg.AssetCheckSeverity(severity)
+
+
+def test_a_run_whose_vlm_calls_fail_trips_the_error_rate_check(
+    settings, sample_root: Path, tmp_path: Path, monkeypatch
+) -> None:  # noqa: ANN001
+    """The VLM endpoint is down (a closed port on 127.0.0.1): every caption request fails
+    after its one attempt, the run's error rate is 100 %, and `alert_error_rate` fails with
+    the severity the settings give it."""
+    import socket
+
+    import yaml
+
+    from enrich_assets.definitions import build_definitions
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    upstream = "episode_manifest,keyframes,ai_embedding"
+    assert materialize_dataset(build_definitions(), settings, sample_root, upstream, [0, 1]).ok
+    path = tmp_path / "settings.yaml"
+    vlm = {"backend": "openai", "model": "gpt-4o", "base_url": f"http://127.0.0.1:{port}/v1",
+           "timeout_s": 2, "retry": {"max_attempts": 1}}  # fmt: skip
+    path.write_text(yaml.safe_dump({"vlm": vlm, "alerts": {"error_rate": {"severity": "WARN"}}}))
+    monkeypatch.setenv("ENRICH_SETTINGS", str(path))
+    report = materialize_dataset(build_definitions(), settings, sample_root, "ai_caption", [0, 1])
+    assert not report.ok
+
+    catalog = Catalog(settings.catalog_dir, settings.duckdb_path)
+    caption = catalog.read("run_metrics", where="asset = 'ai_caption'").to_dicts()
+    assert caption and all(r["api_requests"] > 0 for r in caption)
+    assert {r["api_error_rate"] for r in caption} == {1.0}
+    assert {r["frames"] for r in caption} == {0}
+
+    instance = dagster_instance(settings)
+    key = dg.AssetCheckKey(dg.AssetKey("ai_caption"), "alert_error_rate")
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+    evaluation = record.event.dagster_event.event_specific_data
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "100.0% of" in evaluation.description
