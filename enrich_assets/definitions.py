@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from enrich_assets.defs import curation, derived, episode, language, vision, vlm_resource, writeback
+from enrich_assets.defs.alerts import enrichment_alerts
 from enrich_assets.defs.automation import rerun_stale_partitions
 from enrich_assets.defs.export_job import export_dataset
 from enrich_assets.defs.jobs import enrich_episodes_job
@@ -22,7 +23,7 @@ def build_definitions() -> dg.Definitions:
             [episode, vision, language, writeback, derived, curation]
         ),
         jobs=[enrich_episodes_job, export_dataset],
-        sensors=[new_episodes, rerun_stale_partitions, finish_partial_ranges],
+        sensors=[new_episodes, rerun_stale_partitions, finish_partial_ranges, enrichment_alerts],
         schedules=[enrich_missing],
         resources={
             "pipeline": PipelineResource(

@@ -67,6 +67,12 @@ def _summary(settings: Settings, root: Path, report: MaterializeReport) -> None:
             for m, v in latest.select("metric", "value").iter_rows()
         )
         print(f"  golden set (tiny random-init models score low; that is honest): {scores}")
+    metrics = catalog.read("run_metrics", report.dataset_id)
+    if metrics.height:
+        print(
+            f"  run metrics: {metrics.height} rows in run_metrics (per run and asset: frames, "
+            "latency p50/p95, API error rate, cost per frame, quality); see README 'Monitoring'"
+        )
     for path in sorted(root.glob("meta/enrich_reports/*/review.html")):
         print(f"  validation report + review sheet: {path.parent}")
     print(f"  DuckDB catalog: {settings.duckdb_path}")

@@ -14,6 +14,7 @@ from enrich_assets.enrich.episode.keyframes import (
     keyframe_rows,
 )
 from enrich_assets.enrich.episode.quality import QualityConfig, check_quality, score_image
+from enrich_assets.enrich.monitoring.alerts import QUALITY_DROP
 from enrich_assets.enrich.rules import Severity
 from enrich_assets.infra.schema import config_hash, pipeline_config
 from enrich_assets.store.images import load_image, save_image
@@ -89,6 +90,7 @@ def keyframes(
     code_version=config_hash(CODE_VERSION, QUALITY_CONFIG),
     deps=[keyframes],
     rules=QUALITY_RULES,
+    alerts=[QUALITY_DROP],
     group_name="ingest",
     kinds={"duckdb", "numpy"},
 )

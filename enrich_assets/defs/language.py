@@ -51,6 +51,8 @@ from enrich_assets.enrich.language.validator import (
     check_captions,
     validate_episode,
 )
+from enrich_assets.enrich.monitoring.alerts import ERROR_RATE
+from enrich_assets.enrich.monitoring.metrics import RunMeter
 from enrich_assets.enrich.rules import Severity
 from enrich_assets.infra.schema import to_table
 from enrich_assets.models.vlm.ledger import (
@@ -67,7 +69,8 @@ from enrich_assets.store.images import load_image
 
 
 class Ledger:
-    """The ledger rows of one asset's run: written per episode, totalled for the metadata."""
+    """The ledger rows of one asset's run: written per episode, totalled for the metadata,
+    and handed to the run's `meter` (latency, error rate and cost in run_metrics)."""
 
     def __init__(self, context: dg.AssetExecutionContext, pipeline: PipelineResource) -> None:
         self.context = context
@@ -75,6 +78,7 @@ class Ledger:
         self.asset = context.asset_key.to_user_string()
         self.prices = load_prices()
         self.entries: list[LedgerEntry] = []
+        self.meter = RunMeter()
 
     def record(self, ref: EpisodeRef, calls: Sequence[tuple[VLMRequest, VLMReply]]) -> None:
         versions = self.context.assets_def.code_versions_by_key
@@ -88,6 +92,7 @@ class Ledger:
             prices=self.prices,
         )
         self.entries += entries
+        self.meter.add_calls(entries)
         # one part per call batch: a re-run adds rows, it never overwrites paid ones
         part = f"{self.asset}-{ref.episode_index:06d}-{self.context.run.run_id}-{uuid4().hex[:8]}"
         table = to_table(LEDGER_TABLE, rows)
@@ -156,6 +161,7 @@ CAPTION_RULES = {"caption_length": Severity.WARN, "caption_present": Severity.WA
     code_version=_code_version(CAPTION_PROMPTS, CAPTION_SETTINGS),
     deps=[keyframes, ai_embedding],
     rules=CAPTION_RULES,
+    alerts=[ERROR_RATE],
     group_name="language",
     pool="vlm_api",
     kinds={"openai", "duckdb"},
@@ -189,7 +195,14 @@ def ai_caption(
 
     with vlm.session(context.run.run_id) as shared:
         return materialize_episodes(
-            context, pipeline, "ai_caption", compute, CAPTION_RULES, ["keyframes"], summarize
+            context,
+            pipeline,
+            "ai_caption",
+            compute,
+            CAPTION_RULES,
+            ["keyframes"],
+            summarize,
+            meter=ledger.meter,
         )
 
 
@@ -262,7 +275,14 @@ def _run_module(
     rules = _rules(module)
     with vlm.session(context.run.run_id) as shared:
         return materialize_episodes(
-            context, pipeline, module.asset, compute, rules, upstream, ledger.totals
+            context,
+            pipeline,
+            module.asset,
+            compute,
+            rules,
+            upstream,
+            ledger.totals,
+            meter=ledger.meter,
         )
 
 
@@ -302,6 +322,7 @@ def _module_asset(module: LanguageModule, plan: dg.AssetsDefinition | None) -> d
         code_version=_code_version(module.prompts, module.settings_keys),
         deps=[plan] if after_plan else [episode_manifest],
         rules=_rules(module),
+        alerts=[ERROR_RATE],
         description=module.description,
         group_name="language",
         pool="vlm_api",

@@ -28,6 +28,9 @@ from enrich_assets.datasets.errors import DatasetError
 from enrich_assets.defs.automation import RERUN_WHEN_CODE_CHANGES
 from enrich_assets.defs.partitions import EPISODE_BACKFILL, episodes
 from enrich_assets.defs.resources import PipelineResource
+from enrich_assets.defs.run_metrics import alert_check_specs, record_run_metrics
+from enrich_assets.enrich.monitoring.alerts import NO_FRAMES
+from enrich_assets.enrich.monitoring.metrics import RunMeter
 from enrich_assets.enrich.rules import RuleOutcome, Severity
 from enrich_assets.infra.errors import one_line
 from enrich_assets.infra.partition_keys import parse_partition_key
@@ -44,19 +47,26 @@ class EpisodeOutput:
 
 
 def episode_asset(
-    *, rules: Mapping[str, Severity] | None = None, **asset_args: Any
+    *,
+    rules: Mapping[str, Severity] | None = None,
+    alerts: Sequence[str] = (),
+    **asset_args: Any,
 ) -> Callable[[Callable[..., EpisodeEvents]], dg.AssetsDefinition]:
     """`@dg.asset` for a per-episode asset: episode partitions, batched backfills, re-runs
-    when its code_version changes, and its rules declared as checks. Everything else (deps,
-    code_version, group...) passes through. `output_required=False`: a range run with a
-    failed episode materializes only the good partitions."""
+    when its code_version changes, and its rules declared as checks, with the alert rules
+    (`alerts`, besides `no_frames` which every one has; defs/run_metrics.py). Everything else
+    (deps, code_version, group...) passes through. `output_required=False`: a range run with
+    a failed episode materializes only the good partitions."""
 
     def decorate(fn: Callable[..., EpisodeEvents]) -> dg.AssetsDefinition:
         return dg.asset(
             partitions_def=episodes,
             backfill_policy=EPISODE_BACKFILL,
             automation_condition=RERUN_WHEN_CODE_CHANGES,
-            check_specs=check_specs(fn.__name__, rules or {}),
+            check_specs=[
+                *check_specs(fn.__name__, rules or {}),
+                *alert_check_specs(fn.__name__, [NO_FRAMES, *alerts]),
+            ],
             output_required=False,
             dagster_type=dg.Nothing,  # rows go to the catalog, never through an IO manager
             **asset_args,
@@ -84,6 +94,7 @@ class RunOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # partition key -> reason
     quarantined: dict[str, str] = field(default_factory=dict)
     outcomes: list[tuple[str, RuleOutcome]] = field(default_factory=list)
+    meter: RunMeter = field(default_factory=RunMeter)  # what the run_metrics row reports
 
     @property
     def not_written(self) -> dict[str, str]:
@@ -99,25 +110,30 @@ def materialize_episodes(
     upstream: Sequence[str] = (),
     summarize: Callable[[], dict[str, Any]] | None = None,
     prepare: Callable[[list[EpisodeRef]], None] | None = None,
+    meter: RunMeter | None = None,
 ) -> EpisodeEvents:
     """Compute, write and record every episode of the run (now, not lazily), then return
     the events that tell Dagster what happened per partition.
 
     `prepare`, if given, sees every episode that will be computed, before any is: model
-    assets use it to pack keyframes from all episodes of the run into full batches."""
+    assets use it to pack keyframes from all episodes of the run into full batches.
+    `meter`, if given, is where the asset reports its model batches and VLM calls."""
     started = time.perf_counter()
     keys = context.partition_keys
     provenance = {
         "code_version": _code_version(context),
         "run_id": context.run.run_id,
     }
-    run = RunOutcome()
+    run = RunOutcome(meter=meter or RunMeter())
     refs = _episode_refs(pipeline, keys, upstream, run)
     if prepare is not None:
         prepare([r for r in refs.values() if isinstance(r, EpisodeRef)])
     for key in keys:
         _one_episode(context, pipeline, table, compute, key, refs.get(key), provenance, run)
     seconds = time.perf_counter() - started
+    monitored, alert_checks = record_run_metrics(
+        context, pipeline, table, run.meter, len(run.not_written), seconds
+    )
     metadata = {
         "episodes": len(keys),
         "rows": sum(run.written.values()),
@@ -126,8 +142,9 @@ def materialize_episodes(
         "seconds": round(seconds, 3),
         "ms_per_episode": round(1000 * seconds / max(len(keys), 1), 2),
         **(summarize() if summarize and run.written else {}),
+        **monitored,
     }
-    checks = [_summary(name, sev, run) for name, sev in rules.items()]
+    checks = [*(_summary(name, sev, run) for name, sev in rules.items()), *alert_checks]
     if not run.not_written:
         return _emit([dg.MaterializeResult(metadata=metadata, check_results=checks)])
     events = [*_per_partition_events(context, run, provenance["code_version"]), *checks]
@@ -198,6 +215,7 @@ def _one_episode(
             pipeline.catalog.write(table, dataset_id, part, rows)
             _record_rules(pipeline, table, ids, output.outcomes, now)
             run.written[key] = len(output.rows)
+            run.meter.add_rows(output.rows)
             run.outcomes += [(key, o) for o in output.outcomes]
         except DatasetError as exc:
             status, message = "failed", str(exc)

@@ -17,6 +17,7 @@ from enrich_assets.defs.episode import keyframes
 from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.enrich.derived.near_duplicates import DEFAULT_THRESHOLD
+from enrich_assets.enrich.monitoring.metrics import RunMeter
 from enrich_assets.enrich.rules import Severity
 from enrich_assets.enrich.vision.depth import check_depth, depth_row, encode_depth
 from enrich_assets.enrich.vision.detections import (
@@ -77,13 +78,17 @@ class VisionModels(dg.ConfigurableResource):
 
 def _batched_keyframes(
     pipeline: PipelineResource,
+    model: Any,
     run: Callable[[Iterator[tuple[Key, np.ndarray]]], Iterator[tuple[Key, Any]]],
+    meter: RunMeter,
 ) -> tuple[Callable[[list[EpisodeRef]], None], dict[Key, Any], dict[Episode, list[dict]]]:
-    """A `prepare` hook that runs a model over all keyframes of the run's episodes at once."""
+    """A `prepare` hook that runs a model over all keyframes of the run's episodes at once,
+    and reports the model's batch latencies to the run's `meter`."""
     results: dict[Key, Any] = {}
     rows_by_episode: dict[Episode, list[dict]] = {}
 
     def prepare(refs: list[EpisodeRef]) -> None:
+        timed = len(model.batch_seconds)  # the model lives as long as the process
         for ref in refs:
             part = pipeline.catalog.read_part(
                 "keyframes", ref.dataset_id, f"{ref.episode_index:06d}"
@@ -100,6 +105,7 @@ def _batched_keyframes(
             for r in rows
         )
         results.update(run(items))
+        meter.add_batches(model.model_id, model.batch_seconds[timed:])
 
     return prepare, results, rows_by_episode
 
@@ -146,7 +152,8 @@ def ai_embedding(
 ) -> dg.MaterializeResult:
     """CLIP image embeddings per keyframe (L2-normalised), near-duplicate flags per episode."""
     with vision.model("embedding") as (model, where):
-        prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model.run)
+        meter = RunMeter()
+        prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model, model.run, meter)
 
         def compute(ref: EpisodeRef) -> EpisodeOutput:
             rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
@@ -170,6 +177,7 @@ def ai_embedding(
                 **where(),
             },
             prepare=prepare,
+            meter=meter,
         )
 
 
@@ -188,8 +196,9 @@ def ai_detections(
         dataset_ids = {parse_partition_key(k)[0] for k in context.partition_keys}
         labels_by_dataset = {d: load_vocabulary(d) for d in dataset_ids}
         labels = sorted(set().union(*labels_by_dataset.values()))  # one prompt for the whole run
+        meter = RunMeter()
         prepare, found, rows_by_episode = _batched_keyframes(
-            pipeline, lambda items: model.run(items, labels)
+            pipeline, model, lambda items: model.run(items, labels), meter
         )
 
         def compute(ref: EpisodeRef) -> EpisodeOutput:
@@ -216,6 +225,7 @@ def ai_detections(
                 **where(),
             },
             prepare=prepare,
+            meter=meter,
         )
 
 
@@ -231,7 +241,8 @@ def ai_depth(
 ) -> dg.MaterializeResult:
     """Depth Anything per keyframe: a float16 map as a content-hashed artifact, with stats."""
     with vision.model("depth") as (model, where):
-        prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model.run)
+        meter = RunMeter()
+        prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model, model.run, meter)
 
         def compute(ref: EpisodeRef) -> EpisodeOutput:
             rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
@@ -259,4 +270,5 @@ def ai_depth(
                 **where(),
             },
             prepare=prepare,
+            meter=meter,
         )

@@ -11,8 +11,9 @@ file (`ENRICH_SETTINGS`, else `enrich-assets.yaml` in the working directory), el
 | schedule_hours | ENRICH_SCHEDULE_HOURS   | 6 (`enrich_missing` period) |
 
 Sections: `vlm:` and `vlm_secondary:` (a VLM client each, see `VLMSettings`), `language:`
-(the language modules' knobs, `LanguageSection`) and `compute:` (where the vision models run,
-`ComputeSettings`). Every key is checked: an unknown key, a
+(the language modules' knobs, `LanguageSection`), `compute:` (where the vision models run,
+`ComputeSettings`) and `alerts:` (the alert rules' thresholds and severities and the
+webhook's env var, `AlertsSection`). Every key is checked: an unknown key, a
 wrong type or malformed YAML is a `SettingsError`, one line naming file, line and key.
 """
 
@@ -138,6 +139,45 @@ class ComputeSettings(_Strict):
     actor_start_timeout_s: float = Field(600.0, gt=0)
 
 
+Level = Literal["WARN", "ERROR"]
+
+
+class ErrorRateAlert(_Strict):
+    """Rule 1: a run's VLM API error rate above `threshold`."""
+
+    severity: Level = "ERROR"
+    threshold: float = Field(0.05, ge=0.0, le=1.0)
+
+
+class QualityDropAlert(_Strict):
+    """Rule 2: new frames' mean quality below the historical mean by more than `std` SDs."""
+
+    severity: Level = "WARN"
+    std: float = Field(1.0, gt=0.0)
+
+
+class NoFramesAlert(_Strict):
+    """Rule 3: a run that processed nothing, or `hours` with new episodes and no frames."""
+
+    severity: Level = "ERROR"
+    hours: float = Field(6.0, gt=0.0)
+
+
+class AlertsSection(_Strict):
+    """The `alerts:` section (enrich/monitoring/alerts.py, defs/alerts.py). The webhook URL
+    can carry a secret (a Slack URL does): it is read from the env var named here, never
+    from the file, and never logged."""
+
+    webhook_url_env: str = "ENRICH_ALERT_WEBHOOK_URL"
+    webhook_timeout_s: float = Field(10.0, gt=0.0)
+    error_rate: ErrorRateAlert = ErrorRateAlert()
+    quality_drop: QualityDropAlert = QualityDropAlert()
+    no_frames: NoFramesAlert = NoFramesAlert()
+
+    def webhook_url(self) -> str:
+        return os.environ.get(self.webhook_url_env, "") if self.webhook_url_env else ""
+
+
 class Settings(_Strict):
     data_dir: Path
     dataset_roots: tuple[Path, ...] = ()
@@ -150,6 +190,7 @@ class Settings(_Strict):
     vlm_secondary: VLMSettings | None = None
     language: LanguageSection = LanguageSection()
     compute: ComputeSettings = ComputeSettings()
+    alerts: AlertsSection = AlertsSection()
 
     def __init__(self, data_dir: Path | str | None = None, /, **values: Any) -> None:
         if data_dir is not None:
@@ -186,6 +227,13 @@ SECTIONS = {
     "vlm_secondary": VLMSettings,
     "language": LanguageSection,
     "compute": ComputeSettings,
+    "alerts": AlertsSection,
+}
+_NESTED = {
+    "retry": RetrySettings,
+    "error_rate": ErrorRateAlert,
+    "quality_drop": QualityDropAlert,
+    "no_frames": NoFramesAlert,
 }
 _ENV = {
     "data_dir": "ENRICH_DATA_DIR",
@@ -258,7 +306,7 @@ def _error(path: Path, text: str, exc: ValidationError) -> SettingsError:
     if env and os.environ.get(env):
         return SettingsError(f"{env}={os.environ[env]!r}: {err['msg']}")
     if err["type"] == "extra_forbidden":
-        models = {**SECTIONS, "retry": RetrySettings}
+        models = {**SECTIONS, **_NESTED}
         model: type[BaseModel] = models.get(loc[-2], Settings) if len(loc) > 1 else Settings
         known = ", ".join(model.model_fields)
         msg = f"unknown setting (known: {known})"

@@ -6,13 +6,15 @@ preprocesses batch k+1 (the `prepare` step) while the model runs batch k (`infer
 
 A batch that runs out of GPU memory (in `prepare` or `infer`) is split in half and each half
 prepared and run again, recursively down to one image; one image that still runs out of
-memory raises. The model counts its splits (`oom_splits`), which the asset reports.
+memory raises. The model counts its splits (`oom_splits`) and times each batch
+(`batch_seconds`), which the asset reports.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -166,29 +168,42 @@ def run_batched(
     prepare: Callable[[list[np.ndarray]], Any],
     infer: Callable[[Any], Iterable[R]],
     on_split: Callable[[], None] | None = None,
+    on_batch: Callable[[float], None] | None = None,
 ) -> Iterator[tuple[K, R]]:
     """(key, result) per image, in input order; `prepare` overlaps the previous `infer`.
 
     A batch that runs out of GPU memory is halved and retried (see the module docstring);
-    `on_split` is called once per split.
+    `on_split` is called once per split, `on_batch` with each batch's seconds in the model
+    (its halvings included; waiting for the prepared batch is not).
     """
     batches = prefetch(_prepared(packed_batches(items, batch_size), prepare))
     for batch in batches:
+        started = time.perf_counter()
         results = _infer_halving(batch, prepare, infer, on_split)
+        if on_batch is not None:
+            on_batch(time.perf_counter() - started)
         batch.prepared = None
         yield from zip(batch.keys, results, strict=True)
 
 
-class CountsOomSplits:
-    """`oom_splits`: how many batches this model has halved after running out of memory."""
+class BatchStats:
+    """`oom_splits`: how many batches this model has halved after running out of memory;
+    `batch_seconds`: how long each batch took, in order (both since the model loaded)."""
 
     oom_splits: int = 0
 
     def count_oom_split(self) -> None:
         self.oom_splits += 1
 
+    @property
+    def batch_seconds(self) -> list[float]:
+        return self.__dict__.setdefault("_batch_seconds", [])
 
-class BatchedModel(CountsOomSplits):
+    def record_batch(self, seconds: float) -> None:
+        self.batch_seconds.append(seconds)
+
+
+class BatchedModel(BatchStats):
     """A loaded model split into `prepare` (decode side, tensors) and `infer` (the model)."""
 
     batch_size: int
@@ -201,7 +216,14 @@ class BatchedModel(CountsOomSplits):
 
     def run(self, items: Iterable[tuple[K, np.ndarray]]) -> Iterator[tuple[K, Any]]:
         """(key, result) for (key, image) pairs from any number of episodes, in full batches."""
-        return run_batched(items, self.batch_size, self.prepare, self.infer, self.count_oom_split)
+        return run_batched(
+            items,
+            self.batch_size,
+            self.prepare,
+            self.infer,
+            self.count_oom_split,
+            self.record_batch,
+        )
 
     def __call__(self, images: list[np.ndarray]) -> list[Any]:
         return [result for _, result in self.run(enumerate(images))]

@@ -16,7 +16,7 @@ import numpy as np
 
 from enrich_assets.models.registry import ModelSpec, Provenance
 from enrich_assets.models.vision import tiny
-from enrich_assets.models.vision.batching import CountsOomSplits, K, image_tensors, run_batched
+from enrich_assets.models.vision.batching import BatchStats, K, image_tensors, run_batched
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +33,7 @@ class DetectionBatch:
     spans: list[list[int]]  # Grounding DINO: token positions of each label
 
 
-class Detector(CountsOomSplits):
+class Detector(BatchStats):
     """Like BatchedModel, except that `prepare` also takes the labels to look for."""
 
     def __init__(self, model: Any, processor: Any, spec: ModelSpec, revision: str, model_id: str):
@@ -62,7 +62,9 @@ class Detector(CountsOomSplits):
         if not labels:
             raise ValueError("detection needs at least one label")
         prepare = partial(self.prepare, labels=labels)
-        return run_batched(items, self.batch_size, prepare, self.infer, self.count_oom_split)
+        return run_batched(
+            items, self.batch_size, prepare, self.infer, self.count_oom_split, self.record_batch
+        )
 
     def prepare(self, images: list[np.ndarray], labels: list[str]) -> DetectionBatch:
         tensors = image_tensors(images, self.device)

@@ -49,6 +49,7 @@ class ModelActor:
             "loads": LOADS[self.name],  # in this actor's process: 1 unless run() reloaded it
             "calls": self.calls,
             "oom_splits": self.model.oom_splits,
+            "batch_seconds": list(self.model.batch_seconds),
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
         }
@@ -90,6 +91,11 @@ class RemoteModel:
     @property
     def oom_splits(self) -> int:
         return sum(s["oom_splits"] for s in self.stats())
+
+    @property
+    def batch_seconds(self) -> list[float]:
+        """Every actor's batch latencies (the run meter reports their spread)."""
+        return [t for s in self.stats() for t in s["batch_seconds"]]
 
 
 def _results(ray: Any, keys: list[K], ref: Any) -> Iterator[tuple[K, Any]]:
