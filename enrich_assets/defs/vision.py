@@ -26,7 +26,13 @@ from enrich_assets.enrich.vision.embedding import check_embeddings, embedding_ro
 from enrich_assets.infra.partition_keys import parse_partition_key
 from enrich_assets.infra.schema import config_hash, load_yaml
 from enrich_assets.infra.settings import load_settings
-from enrich_assets.models.registry import ModelSpec, load_model_spec
+from enrich_assets.models.registry import (
+    LICENCES,
+    ModelSpec,
+    Provenance,
+    load_model_spec,
+    profile_model,
+)
 from enrich_assets.store.artifacts import write_artifact
 from enrich_assets.store.images import load_image
 
@@ -46,19 +52,28 @@ class VisionModels(dg.ConfigurableResource):
     profile: str = "tiny"
     device: str = "auto"
 
+    def names(self, task: str) -> bool:
+        """Whether the profile names a model for `task` (`caption` is optional)."""
+        return profile_model(task, self.profile) is not None
+
     def load(self, task: str) -> Any:
         from enrich_assets.models.vision.depth_estimator import load_depth_estimator
         from enrich_assets.models.vision.detector import load_detector
+        from enrich_assets.models.vision.florence2 import load_captioner, load_florence2_detector
         from enrich_assets.models.vision.image_embedder import load_image_embedder
 
         loaders = {
             "embedding": load_image_embedder,
             "detection": load_detector,
             "depth": load_depth_estimator,
+            "caption": load_captioner,
         }
         cache = self.__dict__.setdefault("_models", {})
         if task not in cache:  # once per run, shared by every partition of the run
-            cache[task] = loaders[task](load_model_spec(task, profile=self.profile), self.device)
+            spec = load_model_spec(task, profile=self.profile)
+            if spec.family == "florence2" and task == "detection":
+                loaders["detection"] = load_florence2_detector
+            cache[task] = loaders[task](spec, self.device)
         return cache[task]
 
 
@@ -101,7 +116,25 @@ def _provenance(model: Any) -> dict[str, str]:
         "ai_model_id": p.model_id,
         "ai_model_revision": p.model_revision,
         "ai_preprocessing": p.preprocessing,
+        "ai_model_licence": p.licence,
     }
+
+
+_WARNED: set[tuple[str, str]] = set()  # (run_id, model_id) whose licence was warned about
+
+
+def licence_metadata(context: dg.AssetExecutionContext, provenance: Provenance) -> dict[str, str]:
+    """The model's licence for the asset's metadata; a non-commercial one is also a warning,
+    once per run and model (in the process that loaded it)."""
+    key = (context.run.run_id, provenance.model_id)
+    if not LICENCES[provenance.licence] and key not in _WARNED:
+        _WARNED.add(key)
+        context.log.warning(
+            f"model {provenance.model_id} is licensed {provenance.licence} (non-commercial): "
+            "its outputs may not be used commercially; the `real` profile uses only "
+            "permissive weights"
+        )
+    return {"model_licence": provenance.licence}
 
 
 EMBEDDING_RULES = dict.fromkeys(
@@ -133,6 +166,7 @@ def ai_embedding(
 ) -> dg.MaterializeResult:
     """CLIP image embeddings per keyframe (L2-normalised), near-duplicate flags per episode."""
     model = vision.load("embedding")
+    licence = licence_metadata(context, model.provenance)  # warns at load
     splits_before = model.oom_splits  # counted since load (once per run)
     prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model.run)
 
@@ -153,6 +187,7 @@ def ai_embedding(
         ["keyframes"],
         summarize=lambda: {
             "model_id": model.model_id,
+            **licence,
             "dim": model.dim,
             "oom_splits": model.oom_splits - splits_before,
         },
@@ -174,6 +209,7 @@ def ai_detections(
 ) -> dg.MaterializeResult:
     """Text-prompted object detections per keyframe: [{label, confidence, bbox}] in pixels."""
     model = vision.load("detection")
+    licence = licence_metadata(context, model.provenance)  # warns at load
     splits_before = model.oom_splits  # counted since load (once per run)
     dataset_ids = {parse_partition_key(k)[0] for k in context.partition_keys}
     labels_by_dataset = {d: load_vocabulary(d) for d in dataset_ids}
@@ -201,6 +237,8 @@ def ai_detections(
         ["keyframes"],
         summarize=lambda: {
             "model_id": model.model_id,
+            **licence,
+            "confidence": model.confidence_note,
             "labels": len(labels),
             "oom_splits": model.oom_splits - splits_before,
         },
@@ -220,6 +258,7 @@ def ai_depth(
 ) -> dg.MaterializeResult:
     """Depth Anything per keyframe: a float16 map as a content-hashed artifact, with stats."""
     model = vision.load("depth")
+    licence = licence_metadata(context, model.provenance)  # warns at load
     splits_before = model.oom_splits  # counted since load (once per run)
     prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model.run)
 
@@ -245,6 +284,7 @@ def ai_depth(
         ["keyframes"],
         summarize=lambda: {
             "model_id": model.model_id,
+            **licence,
             "oom_splits": model.oom_splits - splits_before,
         },
         prepare=prepare,
