@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,12 +62,6 @@ def _inputs(processor: Any, model: Any, images: list[np.ndarray], prompts: list[
         k: v.to(model.device, model.dtype) if v.is_floating_point() else v.to(model.device)
         for k, v in inputs.items()
     }
-
-
-@dataclass
-class _Prepared:
-    inputs: dict[str, Any]
-    sizes: list[tuple[int, int]]  # (height, width) of each original image
 
 
 class Florence2Detector(Detector):
@@ -136,19 +129,17 @@ class Florence2Captioner(BatchedModel):
     def __init__(self, model: Any, processor: Any, spec: ModelSpec, revision: str, model_id: str):
         if spec.family != "florence2":
             raise ValueError(f"model {spec.name!r}: unknown caption family {spec.family!r}")
-        self.model, self.processor, self.params = model, processor, spec.params
+        self._model, self.processor, self.params = model, processor, spec.params
+        self.model_id = self.model = model_id  # `model`: the id, as VLMClient callers read it
         self.batch_size = spec.batch_size_for(model.device)
         preprocessing = f"hf-{type(processor.image_processor).__name__}:v{PREPROCESSING_VERSION}"
         self.provenance = Provenance(model_id, revision, preprocessing, spec.licence)
-        self.model_id = self.model = model_id  # `model`: what VLMClient callers read
-        self._model = model
 
-    def prepare(self, images: list[np.ndarray]) -> _Prepared:
-        inputs = _inputs(self.processor, self._model, images, [CAPTION_TASK] * len(images))
-        return _Prepared(inputs, [(int(i.shape[0]), int(i.shape[1])) for i in images])
+    def prepare(self, images: list[np.ndarray]) -> dict[str, Any]:
+        return _inputs(self.processor, self._model, images, [CAPTION_TASK] * len(images))
 
-    def infer(self, batch: _Prepared) -> list[tuple[str, int]]:
-        generated = _generate(self._model, batch.inputs, self.params)
+    def infer(self, inputs: dict[str, Any]) -> list[tuple[str, int]]:
+        generated = _generate(self._model, inputs, self.params)
         texts = self.processor.batch_decode(generated, skip_special_tokens=False)
         pad = self.processor.tokenizer.pad_token_id
         lengths = (generated != pad).sum(-1).tolist()
