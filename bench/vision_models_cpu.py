@@ -1,6 +1,6 @@
 """CPU throughput of the vision models, tiny and at real size (random weights run at real speed).
 
-    .venv/bin/python bench/vision_models_cpu.py [--batches 2]
+    .venv/bin/python bench/vision_models_cpu.py [--batches 2] [--only tiny-florence2]
 
 Inputs are 480x640 uint8 keyframes, as decoded. Each model runs through `run()` (packed
 batches, next batch prepared on a thread). Baseline in the same run: open_clip's own PIL
@@ -19,6 +19,7 @@ import numpy as np
 from enrich_assets.models.registry import ModelSpec, load_model_spec
 from enrich_assets.models.vision.depth_estimator import load_depth_estimator
 from enrich_assets.models.vision.detector import load_detector
+from enrich_assets.models.vision.florence2 import load_florence2_detector
 from enrich_assets.models.vision.image_embedder import load_image_embedder
 
 LABELS = ["cube", "bottle", "cup", "bowl", "robot gripper", "human hand", "table"]
@@ -60,10 +61,14 @@ def real_size_spec(name: str) -> ModelSpec:
 
 
 def _task(name: str) -> str:
-    return "embedding" if "clip" in name else "detection" if "owl" in name else "depth"
+    if "clip" in name:
+        return "embedding"
+    return "detection" if "owl" in name or "florence" in name else "depth"
 
 
 def load(spec: ModelSpec, device: str) -> Any:
+    if spec.family == "florence2":
+        return load_florence2_detector(spec, device=device)
     loader = {"embedding": load_image_embedder, "detection": load_detector}
     return loader.get(spec.task, load_depth_estimator)(spec, device=device)
 
@@ -102,12 +107,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=2, help="timed batches per model")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--only", help="run one model (a registry name), no preprocessing figure")
     args = parser.parse_args()
     import torch
 
     print(f"torch threads {torch.get_num_threads()}, device {args.device}, input {KEYFRAME}")
     rng = np.random.default_rng(0)
     keyframes = [rng.integers(0, 256, (*KEYFRAME, 3), dtype=np.uint8) for _ in range(16)]
+    if args.only:
+        spec = load_model_spec(_task(args.only), overrides={"name": args.only})
+        rate = images_per_second(load(spec, args.device), keyframes, args.batches)
+        print(
+            f"{spec.name:28s} batch {spec.batch_size_for(torch.device(args.device)):3d}  "
+            f"{rate:8.2f} img/s"
+        )
+        return
     pil_rate, torch_rate = preprocessing_speedup(keyframes)
     print(
         f"CLIP preprocessing 480x640->224: PIL per image {pil_rate:.0f} img/s, "
@@ -125,6 +139,9 @@ def main() -> None:
             rate = images_per_second(model, keyframes, args.batches)
             print(f"{spec.name:28s} {size:4s} batch {model.batch_size:3d}  {rate:8.2f} img/s")
             del model
+    florence = load(load_model_spec("detection", "tiny-florence"), args.device)
+    rate = images_per_second(florence, keyframes, args.batches)
+    print(f"{'tiny-florence2':28s} tiny batch {florence.batch_size:3d}  {rate:8.2f} img/s")
 
 
 if __name__ == "__main__":

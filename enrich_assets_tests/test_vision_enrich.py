@@ -158,7 +158,7 @@ def test_model_specs_from_the_registry(tmp_path: Path):
     assert (real.family, real.id, real.pretrained) == ("open_clip", "ViT-L-14", "openai")
     assert real.batch_size["cuda"] == 256 and not real.random_init
     assert load_model_spec("detection").family == "owlv2"
-    assert load_model_spec("depth").id == "depth-anything/Depth-Anything-V2-Large-hf"
+    assert load_model_spec("depth").id == "depth-anything/Depth-Anything-V2-Small-hf"
     tiny = load_model_spec("depth", profile="tiny")
     assert tiny.random_init and tiny.config["model"]["patch_size"] == 14
     dino = load_model_spec("embedding", overrides={"name": "dinov2-base", "device": "cpu"})

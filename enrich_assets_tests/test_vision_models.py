@@ -214,9 +214,9 @@ def test_missing_transformers_weights_say_where_and_how(offline_empty_cache: Pat
     with pytest.raises(MissingWeightsError) as caught:
         load_depth_estimator(spec, device="cpu")
     message = str(caught.value)
-    assert "'depth-anything-v2-large'" in message
+    assert "'depth-anything-v2-small'" in message
     assert str(offline_empty_cache) in message and "HF_HUB_OFFLINE=1" in message
-    assert "hf download depth-anything/Depth-Anything-V2-Large-hf" in message
+    assert "hf download depth-anything/Depth-Anything-V2-Small-hf" in message
     folder = dataclasses.replace(spec, id="/nowhere/depth-model")
     with pytest.raises(MissingWeightsError, match="local folder /nowhere/depth-model"):
         load_depth_estimator(folder, device="cpu")

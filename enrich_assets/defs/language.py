@@ -11,6 +11,7 @@ language module (enrich/language/registry.py), all built by `_module_asset`.
 
 import json
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from enrich_assets.datasets.lerobot.language_staging import read_episode, write_
 from enrich_assets.defs.episode import episode_manifest, keyframes
 from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.resources import PipelineResource
-from enrich_assets.defs.vision import ai_embedding
+from enrich_assets.defs.vision import MODELS, PROFILE, VisionModels, ai_embedding, licence_metadata
 from enrich_assets.defs.vlm_resource import (
     SETTINGS,
     VLMResource,
@@ -54,7 +55,8 @@ from enrich_assets.enrich.language.validator import (
 from enrich_assets.enrich.monitoring.alerts import ERROR_RATE
 from enrich_assets.enrich.monitoring.metrics import RunMeter
 from enrich_assets.enrich.rules import Severity
-from enrich_assets.infra.schema import to_table
+from enrich_assets.infra.schema import config_hash, to_table
+from enrich_assets.models.registry import profile_model
 from enrich_assets.models.vlm.ledger import (
     LEDGER_TABLE,
     LEDGER_VIEWS,
@@ -143,7 +145,7 @@ def _caption_inputs(
     return paths, dup_of
 
 
-def _caption_row(c: Caption) -> dict[str, Any]:
+def _caption_row(c: Caption, licence: str | None) -> dict[str, Any]:
     return {
         "camera": c.camera,
         "frame_index": c.frame_index,
@@ -151,14 +153,19 @@ def _caption_row(c: Caption) -> dict[str, Any]:
         "ai_caption_reused_from": c.reused_from[1] if c.reused_from else None,
         "ai_caption_error": c.error,
         "ai_model_id": c.model,
+        "ai_model_licence": licence,
     }
 
 
 CAPTION_RULES = {"caption_length": Severity.WARN, "caption_present": Severity.WARN}
+# a profile that names a caption model (Florence-2) captions in-process, not through the VLM
+CAPTION_MODEL = profile_model("caption", PROFILE)
 
 
 @episode_asset(
-    code_version=_code_version(CAPTION_PROMPTS, CAPTION_SETTINGS),
+    code_version=config_hash(MODELS["models"][CAPTION_MODEL])
+    if CAPTION_MODEL
+    else _code_version(CAPTION_PROMPTS, CAPTION_SETTINGS),
     deps=[keyframes, ai_embedding],
     rules=CAPTION_RULES,
     alerts=[ERROR_RATE],
@@ -167,11 +174,17 @@ CAPTION_RULES = {"caption_length": Severity.WARN, "caption_present": Severity.WA
     kinds={"openai", "duckdb"},
 )
 def ai_caption(
-    context: dg.AssetExecutionContext, pipeline: PipelineResource, vlm: VLMResource
+    context: dg.AssetExecutionContext,
+    pipeline: PipelineResource,
+    vlm: VLMResource,
+    vision: VisionModels,
 ) -> dg.MaterializeResult:
-    """A caption per keyframe; near-duplicate keyframes take their original's caption."""
+    """A caption per keyframe; near-duplicate keyframes take their original's caption. By the
+    VLM client, or in-process by the profile's caption model (Florence-2: no API, no ledger)."""
     ledger = Ledger(context, pipeline)
     captions: list[Caption] = []
+    local = vision.load("caption") if vision.names("caption") else None
+    about_local = licence_metadata(context, local.provenance) if local else {}
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         paths, dup_of = _caption_inputs(pipeline, ref)
@@ -179,21 +192,26 @@ def ai_caption(
         def fetch(camera: str, frames: Sequence[int]) -> list[np.ndarray]:
             return [load_image(pipeline.artifact_dir, paths[(camera, f)]) for f in frames]
 
-        client = RecordingClient(shared)
-        try:
-            made = caption_keyframes(list(paths), fetch, ref.task, client, SETTINGS, dup_of)
-        finally:
-            ledger.record(ref, client.calls)
+        if local is not None:  # batched across the episode's keyframes
+            made = caption_keyframes(list(paths), fetch, ref.task, local, SETTINGS, dup_of)
+        else:
+            client = RecordingClient(shared)
+            try:
+                made = caption_keyframes(list(paths), fetch, ref.task, client, SETTINGS, dup_of)
+            finally:
+                ledger.record(ref, client.calls)
         captions.extend(made)
-        return EpisodeOutput([_caption_row(c) for c in made], check_captions(made))
+        licence = local.provenance.licence if local else None
+        return EpisodeOutput([_caption_row(c, licence) for c in made], check_captions(made))
 
-    def summarize() -> dict[str, float | int]:
+    def summarize() -> dict[str, Any]:
         words = [len(c.text.split()) for c in captions if c.text]
         mean_words = round(sum(words) / len(words), 2) if words else 0.0
         reused = sum(c.reused_from is not None for c in captions)
-        return {**ledger.totals(), "caption_words_mean": mean_words, "captions_reused": reused}
+        totals = {**ledger.totals(), **about_local}
+        return {**totals, "caption_words_mean": mean_words, "captions_reused": reused}
 
-    with vlm.session(context.run.run_id) as shared:
+    with nullcontext(local) if local else vlm.session(context.run.run_id) as shared:
         return materialize_episodes(
             context,
             pipeline,

@@ -29,8 +29,15 @@ from enrich_assets.enrich.vision.embedding import check_embeddings, embedding_ro
 from enrich_assets.infra.partition_keys import parse_partition_key
 from enrich_assets.infra.schema import config_hash, load_yaml
 from enrich_assets.infra.settings import ComputeSettings, load_settings
-from enrich_assets.models.registry import ModelSpec, load_model_spec
+from enrich_assets.models.registry import (
+    LICENCES,
+    ModelSpec,
+    Provenance,
+    load_model_spec,
+    profile_model,
+)
 from enrich_assets.models.vision.hosts import hosted_model, model_host
+from enrich_assets.models.vision.loading import load_vision_model
 from enrich_assets.store.artifacts import write_artifact
 from enrich_assets.store.images import load_image
 
@@ -74,6 +81,20 @@ class VisionModels(dg.ConfigurableResource):
         host = model_host(compute, self.device)
         with hosted_model(host, load_model_spec(task, profile=self.profile)) as model:
             yield model, lambda: host.describe(model)
+
+    def names(self, task: str) -> bool:
+        """Whether the profile names a model for `task` (`caption` is optional)."""
+        return profile_model(task, self.profile) is not None
+
+    def load(self, task: str) -> Any:
+        """The task's model in this process, once per run (the in-process caption model,
+        which is not hosted on Ray)."""
+        cache = self.__dict__.setdefault("_models", {})
+        if task not in cache:
+            cache[task] = load_vision_model(
+                load_model_spec(task, profile=self.profile), self.device
+            )
+        return cache[task]
 
 
 def _batched_keyframes(
@@ -120,7 +141,25 @@ def _provenance(model: Any) -> dict[str, str]:
         "ai_model_id": p.model_id,
         "ai_model_revision": p.model_revision,
         "ai_preprocessing": p.preprocessing,
+        "ai_model_licence": p.licence,
     }
+
+
+_WARNED: set[tuple[str, str]] = set()  # (run_id, model_id) whose licence was warned about
+
+
+def licence_metadata(context: dg.AssetExecutionContext, provenance: Provenance) -> dict[str, str]:
+    """The model's licence for the asset's metadata; a non-commercial one is also a warning,
+    once per run and model (in the process that loaded it)."""
+    key = (context.run.run_id, provenance.model_id)
+    if not LICENCES[provenance.licence] and key not in _WARNED:
+        _WARNED.add(key)
+        context.log.warning(
+            f"model {provenance.model_id} is licensed {provenance.licence} (non-commercial): "
+            "its outputs may not be used commercially; the `real` profile uses only "
+            "permissive weights"
+        )
+    return {"model_licence": provenance.licence}
 
 
 EMBEDDING_RULES = dict.fromkeys(
@@ -152,6 +191,7 @@ def ai_embedding(
 ) -> dg.MaterializeResult:
     """CLIP image embeddings per keyframe (L2-normalised), near-duplicate flags per episode."""
     with vision.model("embedding") as (model, where):
+        licence = licence_metadata(context, model.provenance)  # warns at load
         meter = RunMeter()
         prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model, model.run, meter)
 
@@ -172,6 +212,7 @@ def ai_embedding(
             ["keyframes"],
             summarize=lambda: {
                 "model_id": model.model_id,
+                **licence,
                 "dim": model.dim,
                 "oom_splits": model.oom_splits,
                 **where(),
@@ -193,6 +234,7 @@ def ai_detections(
 ) -> dg.MaterializeResult:
     """Text-prompted object detections per keyframe: [{label, confidence, bbox}] in pixels."""
     with vision.model("detection") as (model, where):
+        licence = licence_metadata(context, model.provenance)  # warns at load
         dataset_ids = {parse_partition_key(k)[0] for k in context.partition_keys}
         labels_by_dataset = {d: load_vocabulary(d) for d in dataset_ids}
         labels = sorted(set().union(*labels_by_dataset.values()))  # one prompt for the whole run
@@ -220,6 +262,8 @@ def ai_detections(
             ["keyframes"],
             summarize=lambda: {
                 "model_id": model.model_id,
+                **licence,
+                "confidence": model.confidence_note,
                 "labels": len(labels),
                 "oom_splits": model.oom_splits,
                 **where(),
@@ -241,6 +285,7 @@ def ai_depth(
 ) -> dg.MaterializeResult:
     """Depth Anything per keyframe: a float16 map as a content-hashed artifact, with stats."""
     with vision.model("depth") as (model, where):
+        licence = licence_metadata(context, model.provenance)  # warns at load
         meter = RunMeter()
         prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model, model.run, meter)
 
@@ -266,6 +311,7 @@ def ai_depth(
             ["keyframes"],
             summarize=lambda: {
                 "model_id": model.model_id,
+                **licence,
                 "oom_splits": model.oom_splits,
                 **where(),
             },

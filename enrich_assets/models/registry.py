@@ -20,7 +20,12 @@ from enrich_assets.infra.paths import schema_file
 if TYPE_CHECKING:
     import torch
 
-TASKS = ("embedding", "detection", "depth", "sentence")
+TASKS = ("embedding", "detection", "depth", "sentence", "caption")
+# tasks a profile may leave out: without a caption model, ai_caption asks the VLM client
+OPTIONAL_TASKS = ("caption",)
+# SPDX ids of the weights' licences -> whether they allow commercial use; `none`: no weights at
+# all (random-init from config), allowed only with random_init: true
+LICENCES = {"MIT": True, "Apache-2.0": True, "CC-BY-NC-4.0": False, "none": True}
 DEVICE_ENV = "ENRICH_DEVICE"  # e.g. "cpu" or "cuda:1"; overrides the automatic choice
 
 
@@ -67,6 +72,11 @@ class ModelSpec:
     config: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     resources: ModelResources = ModelResources()
+    licence: str = ""  # SPDX id of the weights' licence (LICENCES); checked on every load
+
+    @property
+    def non_commercial(self) -> bool:
+        return not LICENCES[self.licence]
 
     def batch_size_for(self, device: torch.device) -> int:
         return int(self.batch_size.get(device.type, self.batch_size.get("cpu", 4)))
@@ -79,6 +89,7 @@ class Provenance:
     model_id: str  # "ViT-L-14/openai", a hub id, or "<name>:random-init"
     model_revision: str  # hub commit, "sha256:<hex>" of a local checkpoint, or "random-init"
     preprocessing: str  # version of the image preprocessing that fed the model
+    licence: str  # SPDX id of the weights' licence (schemas/models.yaml), "none" for random-init
 
 
 def load_model_spec(
@@ -94,11 +105,13 @@ def load_model_spec(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     path = path or schema_file("models.yaml")
-    registry = yaml.safe_load(path.read_text())
+    registry = load_registry(path)
     overrides = dict(overrides or {})
     if profile not in registry["profiles"]:
         raise ValueError(f"{path}: no profile {profile!r}; have {sorted(registry['profiles'])}")
-    name = overrides.pop("name", None) or registry["profiles"][profile][task]
+    name = overrides.pop("name", None) or registry["profiles"][profile].get(task)
+    if name is None:
+        raise ValueError(f"{path}: profile {profile!r} names no {task} model")
     if name not in registry["models"]:
         raise ValueError(f"{path}: no model {name!r}; have {sorted(registry['models'])}")
     entry = {**registry["models"][name], **overrides}
@@ -109,7 +122,42 @@ def load_model_spec(
     spec = ModelSpec(name=name, **entry)
     if spec.task != task:
         raise ValueError(f"{path}: model {name!r} is for task {spec.task!r}, not {task!r}")
+    _check_licence(path, spec.name, spec.licence, spec.random_init)
     return spec
+
+
+def profile_model(task: str, profile: str, path: Path | None = None) -> str | None:
+    """The model `profile` names for `task`, None when it names none (optional tasks only)."""
+    path = path or schema_file("models.yaml")
+    profiles = load_registry(path)["profiles"]
+    if profile not in profiles:
+        raise ValueError(f"{path}: no profile {profile!r}; have {sorted(profiles)}")
+    return profiles[profile].get(task)
+
+
+def load_registry(path: Path) -> dict[str, Any]:
+    """models.yaml, checked: every model has a known licence, every profile its required
+    tasks; a problem is one ValueError naming the file and the model or profile."""
+    registry = yaml.safe_load(path.read_text())
+    for name, entry in registry["models"].items():
+        _check_licence(path, name, entry.get("licence"), bool(entry.get("random_init")))
+    for profile, tasks in registry["profiles"].items():
+        if missing := [t for t in TASKS if t not in tasks and t not in OPTIONAL_TASKS]:
+            raise ValueError(f"{path}: profile {profile!r} names no model for {missing}")
+        if unknown := sorted(set(tasks) - set(TASKS)):
+            raise ValueError(f"{path}: profile {profile!r} has unknown tasks {unknown}")
+    return registry
+
+
+def _check_licence(path: Path, name: str, licence: Any, random_init: bool) -> None:
+    if not licence:
+        raise ValueError(f"{path}: model {name!r} has no licence (one of {sorted(LICENCES)})")
+    if licence not in LICENCES:
+        raise ValueError(
+            f"{path}: model {name!r} has unknown licence {licence!r} (one of {sorted(LICENCES)})"
+        )
+    if licence == "none" and not random_init:
+        raise ValueError(f"{path}: model {name!r}: licence 'none' is only for random_init models")
 
 
 def resolve_device(preference: str | None = "auto") -> torch.device:

@@ -28,7 +28,7 @@ class SentenceEmbedder:
         self.batch_size = spec.batch_size_for(model.device)
         self.dim = int(model.get_embedding_dimension())
         preprocessing = f"max-seq-{model.max_seq_length}:v{PREPROCESSING_VERSION}"
-        self.provenance = Provenance(spec.id, revision, preprocessing)
+        self.provenance = Provenance(spec.id, revision, preprocessing, spec.licence)
 
     @property
     def model_id(self) -> str:

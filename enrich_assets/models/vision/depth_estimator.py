@@ -34,7 +34,7 @@ class DepthEstimator(BatchedModel):
         scale = spec.params.get("scale")
         self.scale = float(scale) if scale is not None else None
         preprocessing = f"hf-{type(processor).__name__}:v{PREPROCESSING_VERSION}"
-        self.provenance = Provenance(model_id, revision, preprocessing)
+        self.provenance = Provenance(model_id, revision, preprocessing, spec.licence)
 
     @property
     def model_id(self) -> str:

@@ -1,4 +1,5 @@
-"""Text-prompted object detection through transformers: OWLv2 (default) or Grounding DINO.
+"""Text-prompted object detection through transformers: OWLv2 (default) or Grounding DINO;
+Florence-2 (models/vision/florence2.py) subclasses this Detector.
 
 `detect(images, labels)` gives, per image, raw detections {label, confidence, bbox} with bbox
 [x_min, y_min, x_max, y_max] in the image's pixels, after per-label non-maximum suppression.
@@ -36,8 +37,10 @@ class DetectionBatch:
 class Detector(BatchStats):
     """Like BatchedModel, except that `prepare` also takes the labels to look for."""
 
+    families = FAMILIES
+
     def __init__(self, model: Any, processor: Any, spec: ModelSpec, revision: str, model_id: str):
-        if spec.family not in FAMILIES:
+        if spec.family not in self.families:
             raise ValueError(f"model {spec.name!r}: unknown detection family {spec.family!r}")
         self.model, self.processor, self.family = model, processor, spec.family
         self.device, self.dtype = model.device, model.dtype
@@ -46,7 +49,8 @@ class Detector(BatchStats):
         self.nms_iou = float(spec.params.get("nms_iou", 0.5))
         self.max_detections = int(spec.params.get("max_detections", 50))
         preprocessing = f"hf-{type(processor.image_processor).__name__}:v{PREPROCESSING_VERSION}"
-        self.provenance = Provenance(model_id, revision, preprocessing)
+        self.provenance = Provenance(model_id, revision, preprocessing, spec.licence)
+        self.confidence_note = "model score"  # what `confidence` means, for the metadata
 
     @property
     def model_id(self) -> str:

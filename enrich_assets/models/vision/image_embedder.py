@@ -76,7 +76,7 @@ class OpenClipEmbedder(ImageEmbedder):
             f"torch-{self.resize_mode}-{self.interpolation}-{self.size[0]}x{self.size[1]}"
             f":v{PREPROCESSING_VERSION}"
         )
-        self.provenance = Provenance(model_id, revision, preprocessing)
+        self.provenance = Provenance(model_id, revision, preprocessing, spec.licence)
 
     def prepare(self, images: list[np.ndarray]) -> torch.Tensor:
         import torch
@@ -124,7 +124,7 @@ class Dinov2Embedder(ImageEmbedder):
         self.batch_size = spec.batch_size_for(self.device)
         self.dim = int(model.config.hidden_size)
         preprocessing = f"hf-{type(processor).__name__}:v{PREPROCESSING_VERSION}"
-        self.provenance = Provenance(model_id, revision, preprocessing)
+        self.provenance = Provenance(model_id, revision, preprocessing, spec.licence)
 
     def prepare(self, images: list[np.ndarray]) -> torch.Tensor:
         tensors = image_tensors(images, self.device)

@@ -8,21 +8,30 @@ from typing import Any
 
 from enrich_assets.models.registry import ModelSpec
 
-VISION_TASKS = ("embedding", "detection", "depth")
+VISION_TASKS = ("embedding", "detection", "depth", "caption")
 LOADS: Counter[str] = Counter()  # models loaded by this process, by name (Ray actors report it)
 
 
 def load_vision_model(spec: ModelSpec, device: str | None = None) -> Any:
-    """The loaded model for the spec's task (embedding, detection or depth)."""
+    """The loaded model for the spec's task (embedding, detection, depth, or an in-process
+    caption model)."""
     LOADS[spec.name] += 1
     if spec.task == "embedding":
         from enrich_assets.models.vision.image_embedder import load_image_embedder
 
         return load_image_embedder(spec, device)
+    if spec.task == "detection" and spec.family == "florence2":
+        from enrich_assets.models.vision.florence2 import load_florence2_detector
+
+        return load_florence2_detector(spec, device)
     if spec.task == "detection":
         from enrich_assets.models.vision.detector import load_detector
 
         return load_detector(spec, device)
+    if spec.task == "caption":
+        from enrich_assets.models.vision.florence2 import load_captioner
+
+        return load_captioner(spec, device)
     if spec.task == "depth":
         from enrich_assets.models.vision.depth_estimator import load_depth_estimator
 

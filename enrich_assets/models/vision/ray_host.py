@@ -23,7 +23,14 @@ from enrich_assets.models.vision.batching import K, packed_batches
 from enrich_assets.models.vision.loading import LOADS, load_vision_model
 
 # what the step reads from a model besides `run` (the rest live on the actor)
-SHARED_ATTRIBUTES = ("provenance", "model_id", "dim", "is_metric", "batch_size")
+SHARED_ATTRIBUTES = (
+    "provenance",
+    "model_id",
+    "dim",
+    "is_metric",
+    "batch_size",
+    "confidence_note",
+)
 BATCHES_PER_CALL = 2  # images per actor call = this many of the model's batches
 NAMESPACE = "enrich-assets"
 

@@ -61,6 +61,7 @@ def build_transformers(spec: ModelSpec) -> tuple[Any, Any]:
         "owlv2": _owlv2,
         "grounding_dino": _grounding_dino,
         "depth_anything": _depth_anything,
+        "florence2": _florence2,
     }
     if spec.family not in builders:
         raise ValueError(f"model {spec.name!r}: no tiny builder for family {spec.family!r}")
@@ -160,6 +161,87 @@ def _depth_anything(config: dict[str, Any], size: int) -> tuple[Any, Any]:
     model = DepthAnythingForDepthEstimation(DepthAnythingConfig(**config))
     # random weights predict ~1e-7, below float16's precision; offset them to around 1
     model.head.conv3.bias.data.fill_(1.0)
+    return model, processor
+
+
+# Florence-2's vocabulary beyond text: the image placeholder, 1000 location bins per axis,
+# and the tags its answers use; the real tokenizer adds the same tokens to BART's.
+FLORENCE2_TOKENS = ["<image>", *(f"<loc_{i}>" for i in range(1000)), "<od>", "</od>"]
+
+
+def florence2_tokenizer() -> Any:
+    """A byte-level BPE like BART's, trained on the spot on a few words, with Florence-2's
+    special tokens; `image_token` is set the way the real tokenizer's config sets it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(["a robot arm picks up the cup from the table"], trainer)
+    bpe.add_special_tokens(FLORENCE2_TOKENS)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+
+
+def _florence2(config: dict[str, Any], size: int) -> tuple[Any, Any]:
+    from transformers import (
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+    )
+
+    tokenizer = florence2_tokenizer()
+    vision = config["vision_config"]
+    stride = 1
+    for s in vision["patch_stride"]:
+        stride *= s
+    image_processor = CLIPImageProcessor(
+        size={"height": size, "width": size},
+        do_center_crop=False,
+        resample=BICUBIC,
+        image_mean=IMAGENET_MEAN,
+        image_std=IMAGENET_STD,
+        # one token per cell of the last stage's grid, plus the pooled one
+        image_seq_length=(size // stride) ** 2 + 1,
+    )
+    text_config = {
+        **config["text_config"],
+        "model_type": "bart",
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "decoder_start_token_id": tokenizer.eos_token_id,
+    }
+    model = Florence2ForConditionalGeneration(
+        Florence2Config(
+            text_config=text_config, vision_config=vision, image_token_id=tokenizer.image_token_id
+        )
+    )
+    processor = Florence2Processor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        # the parsers the real processor_config.json enables
+        post_processor_config={
+            "pure_text": {},
+            "description_with_bboxes": {},
+            "phrase_grounding": {"banned_grounding_tokens": ["the image"]},
+        },
+    )
     return model, processor
 
 
