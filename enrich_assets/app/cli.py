@@ -209,6 +209,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate_language(args: argparse.Namespace) -> int:
+    from enrich_assets.app.migrate_language import migrate_language
+
+    root = Path(args.path).resolve()
+    report = migrate_language(root)
+    print(
+        f"{root}: {report.staging_files} staging file(s) and {len(report.data_files)} data "
+        f"file(s) rewritten in lerobot's VQA shapes; {report.unchanged} data file(s) unchanged"
+    )
+    for name, why in report.damaged.items():
+        print(f"  NOT MIGRATED: {name}: {why}")
+    return 1 if report.damaged else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enrich-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -265,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep at most the median cluster's count of episodes per dominant cluster",
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "migrate-language",
+        help="rewrite staged and written VQA answers from the former normalised shapes to "
+        "lerobot's (pixels); idempotent",
+    )
+    p.add_argument("path", help="dataset root")
+    p.set_defaults(func=cmd_migrate_language)
     return parser
 
 
