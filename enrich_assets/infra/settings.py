@@ -117,6 +117,7 @@ class LanguageSection(_Strict):
     interjection_window_frames: int | None = None
     vqa_hz: float | None = None
     vqa_types: tuple[str, ...] | None = None
+    vqa_max_side: int | None = Field(None, ge=0)
     temperature: float | None = None
     max_tokens: int | None = None
     seed: int | None = None
