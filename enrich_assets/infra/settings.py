@@ -11,8 +11,9 @@ file (`ENRICH_SETTINGS`, else `enrich-assets.yaml` in the working directory), el
 | schedule_hours | ENRICH_SCHEDULE_HOURS   | 6 (`enrich_missing` period) |
 
 Sections: `vlm:` and `vlm_secondary:` (a VLM client each, see `VLMSettings`), `language:`
-(the language modules' knobs, `LanguageSection`) and `compute:` (where the vision models run,
-`ComputeSettings`). Every key is checked: an unknown key, a
+(the language modules' knobs, `LanguageSection`), `compute:` (where the vision models run,
+`ComputeSettings`) and `consistency:` (the robot's gripper channel, `ConsistencySection`).
+Every key is checked: an unknown key, a
 wrong type or malformed YAML is a `SettingsError`, one line naming file, line and key.
 """
 
@@ -139,6 +140,23 @@ class ComputeSettings(_Strict):
     actor_start_timeout_s: float = Field(600.0, gt=0)
 
 
+class GripperChannel(_Strict):
+    """Which number of `observation.state` or `action` is the gripper (or a hand joint that
+    closes with a grasp): robot-specific, so named here, never guessed from the data."""
+
+    column: Literal["observation.state", "action"]
+    index: int = Field(ge=0)
+    # the least change (in the channel's own units) that counts as the gripper moving
+    min_change: float = Field(0.05, gt=0)
+
+
+class ConsistencySection(_Strict):
+    """The `consistency:` section (enrich/curation/consistency.py). Without a gripper channel
+    the grasp/release check is not evaluated."""
+
+    gripper_channel: GripperChannel | None = None
+
+
 class Settings(_Strict):
     data_dir: Path
     dataset_roots: tuple[Path, ...] = ()
@@ -151,6 +169,7 @@ class Settings(_Strict):
     vlm_secondary: VLMSettings | None = None
     language: LanguageSection = LanguageSection()
     compute: ComputeSettings = ComputeSettings()
+    consistency: ConsistencySection = ConsistencySection()
 
     def __init__(self, data_dir: Path | str | None = None, /, **values: Any) -> None:
         if data_dir is not None:
@@ -187,6 +206,7 @@ SECTIONS = {
     "vlm_secondary": VLMSettings,
     "language": LanguageSection,
     "compute": ComputeSettings,
+    "consistency": ConsistencySection,
 }
 _ENV = {
     "data_dir": "ENRICH_DATA_DIR",
@@ -259,7 +279,7 @@ def _error(path: Path, text: str, exc: ValidationError) -> SettingsError:
     if env and os.environ.get(env):
         return SettingsError(f"{env}={os.environ[env]!r}: {err['msg']}")
     if err["type"] == "extra_forbidden":
-        models = {**SECTIONS, "retry": RetrySettings}
+        models = {**SECTIONS, "retry": RetrySettings, "gripper_channel": GripperChannel}
         model: type[BaseModel] = models.get(loc[-2], Settings) if len(loc) > 1 else Settings
         known = ", ".join(model.model_fields)
         msg = f"unknown setting (known: {known})"
