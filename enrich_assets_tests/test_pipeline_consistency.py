@@ -102,3 +102,13 @@ def test_consistency_checks_agree_across_catalog_dagster_status_and_report(
             int(of_rule["tech_flagged"].sum()),
         )
     assert section["checks"][GRASP_GRIPPER]["flagged_episodes"] == EPISODES
+
+    # no gripper channel named: the grasp check compares nothing, and says so
+    config.write_text("")
+    last = materialize_dataset(build_definitions(), settings, root, "key:consistency", EPISODES)
+    assert last.ok, (last.failed_runs, last.failures)
+    assert GRASP_GRIPPER not in set(catalog.read("consistency")["tech_check"])  # rows replaced
+    assert not any(rule == GRASP_GRIPPER for _, rule in _verdicts(catalog))
+    evaluation = _evaluations(settings)[GRASP_GRIPPER]
+    assert evaluation.metadata["episodes_checked"].value == 0
+    assert evaluation.description == "no episode of the run had anything for this rule"
