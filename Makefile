@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: setup demo test lint ui bench
+.PHONY: setup demo test lint ui bench compat
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -18,6 +18,11 @@ demo: setup
 test: setup
 	bash scripts/install_postgres.sh
 	$(PY) -m pytest -q
+
+# lerobot 0.6.1's validator and LeRobotDataset over our output for the real fixture, in
+# lerobot's own Python 3.12 venv ($$LEROBOT_VENV, default ~/.cache/enrich-assets/lerobot-0.6.1)
+compat: setup
+	bash scripts/compat.sh
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports

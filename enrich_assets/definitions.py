@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from enrich_assets.defs import curation, derived, episode, language, vision, vlm_resource, writeback
+from enrich_assets.defs import (
+    consistency,
+    curation,
+    derived,
+    episode,
+    language,
+    vision,
+    vlm_resource,
+    writeback,
+)
 from enrich_assets.defs.alerts import enrichment_alerts
 from enrich_assets.defs.automation import rerun_stale_partitions
 from enrich_assets.defs.export_job import export_dataset
@@ -20,7 +29,7 @@ def build_definitions() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
-            [episode, vision, language, writeback, derived, curation]
+            [episode, vision, language, consistency, writeback, derived, curation]
         ),
         jobs=[enrich_episodes_job, export_dataset],
         sensors=[new_episodes, rerun_stale_partitions, finish_partial_ranges, enrichment_alerts],

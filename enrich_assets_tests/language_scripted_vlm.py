@@ -1,6 +1,7 @@
 """A scripted VLM peer for the language modules: answers each request kind in the shapes of
-docs/vlm.md, deterministically, from the `Key: value` lines of the prompt, and records
-every request. Token counts are estimates (see `estimate_input_tokens`)."""
+docs/vlm.md, deterministically, from the `Key: value` lines of the prompt (VQA coordinates
+in pixels of the images it was sent), and records every request. Token counts are
+estimates (see `estimate_input_tokens`)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,24 @@ import numpy as np
 
 from enrich_assets.models.vlm.types import VLMReply, VLMRequest
 
-VQA_ANSWERS = {
-    "bbox": {"type": "bbox", "label": "yellow bottle", "box": [0.42, 0.35, 0.55, 0.71]},
-    "keypoint": {"type": "keypoint", "label": "bottle cap", "point": [0.48, 0.36]},
-    "count": {"type": "count", "label": "bottle", "count": 1},
-    "attribute": {"type": "attribute", "label": "bottle", "attribute": "color", "value": "yellow"},
-    "spatial": {"type": "spatial", "subject": "bottle", "relation": "on", "object": "table"},
-}
+BOX = (0.42, 0.35, 0.55, 0.71)  # the bottle, as fractions of the image's width and height
+POINT = (0.48, 0.36)
+
+
+def vqa_answer(kind: str, width: int, height: int) -> dict[str, Any]:
+    """lerobot's shape for `kind`, coordinates in pixels of a width x height image."""
+    x0, y0, x1, y1 = BOX
+    box = [x0 * width, y0 * height, x1 * width, y1 * height]
+    point = [POINT[0] * width, POINT[1] * height]
+    return {
+        "bbox": {"detections": [{"label": "yellow bottle", "bbox_format": "xyxy", "bbox": box}]},
+        "keypoint": {"label": "bottle cap", "point_format": "xy", "point": point},
+        "count": {"label": "bottle", "count": 1},
+        "attribute": {"label": "bottle", "attribute": "color", "value": "yellow"},
+        "spatial": {"subject": "bottle", "relation": "on", "object": "table"},
+    }[kind]
+
+
 LABELS = ["reach for the yellow bottle", "grasp the yellow bottle", "lift the bottle", "hold it up"]
 CAPTION = (
     "A yellow plastic bottle stands upright on a grey table in front of the robot, with a "
@@ -69,7 +81,11 @@ def answer(request: VLMRequest) -> Any:
             "qa": [
                 {
                     "question": f"Question about frame {f}?",
-                    "answer": VQA_ANSWERS[types[i % len(types)]],
+                    "answer": vqa_answer(
+                        types[i % len(types)],
+                        request.images[i].shape[1],
+                        request.images[i].shape[0],
+                    ),
                 }
                 for i, f in enumerate(frames[:count])
             ]

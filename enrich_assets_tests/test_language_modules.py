@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -177,7 +178,7 @@ def test_vqa_drops_unusable_answers_and_reports_them():
     def half_bad(request):
         reply = answer(request)
         if request.kind == "vqa":
-            reply["qa"][0]["answer"] = {"type": "bbox", "label": "x", "box": [0.9, 0.1, 0.2, 0.5]}
+            reply["qa"][0]["answer"] = {"type": "bbox", "label": "x", "box": [0.1, 0.1, 0.2, 0.5]}
             reply["qa"] = reply["qa"][:-1]  # one pair short
         return reply
 
@@ -186,3 +187,55 @@ def test_vqa_drops_unusable_answers_and_reports_them():
     assert len(vqa.rows) == 2 * len(CAMERAS) * (11 - 2)
     assert not vqa.outcomes[0].passed and "10 pairs for 11 frames" in vqa.outcomes[0].message
     assert blocking(validate_episode({"vqa": vqa.rows}, ts, CAMERAS)) == []
+
+
+def vqa_payloads(rows) -> dict[tuple[float, str], dict]:
+    return {(r.timestamp, r.camera): json.loads(r.content) for r in rows if r.role == "assistant"}
+
+
+@pytest.mark.parametrize("max_side", [32, 20])
+def test_vqa_answers_on_shrunk_frames_are_scaled_to_the_decoded_frame(max_side):
+    ts = episode_timestamps(4)
+    full_client, *_, full = run_all(ts, replace(DEFAULTS, vqa_types=("bbox", "keypoint")))
+    small_client, *_, small = run_all(
+        ts, replace(DEFAULTS, vqa_types=("bbox", "keypoint"), vqa_max_side=max_side)
+    )
+    sent = {im.shape for r in small_client.requests if r.kind == "vqa" for im in r.images}
+    assert sent == {(max_side * 3 // 4, max_side, 3)}  # 64x48 frames, shrunk
+    assert "Image size: 64x48" in next(r for r in full_client.requests if r.kind == "vqa").prompt
+    # the peer answered in pixels of what it was sent; the rows hold decoded-frame pixels
+    expected, got = vqa_payloads(full.rows), vqa_payloads(small.rows)
+    assert got.keys() == expected.keys() and len(got) == len(CAMERAS) * 5
+    for key, full_answer in expected.items():
+        coords, scaled = (
+            (a["detections"][0]["bbox"] if "detections" in a else a["point"])
+            for a in (full_answer, got[key])
+        )
+        assert scaled == pytest.approx(coords, abs=0.06)
+        assert all(0 <= v <= 64 for v in coords[::2]) and all(0 <= v <= 48 for v in coords[1::2])
+
+
+def test_vqa_rows_are_question_then_answer_once_per_frame_and_camera():
+    ts = episode_timestamps(10)
+    *_, vqa = run_all(ts)
+    pairs = [vqa.rows[i : i + 2] for i in range(0, len(vqa.rows), 2)]
+    assert [(q.role, a.role) for q, a in pairs] == [("user", "assistant")] * len(pairs)
+    assert all((q.timestamp, q.camera) == (a.timestamp, a.camera) for q, a in pairs)
+    assert len({(q.timestamp, q.camera) for q, _ in pairs}) == len(pairs) == 11 * len(CAMERAS)
+
+
+def test_vqa_drops_answers_off_the_image_sent():
+    def off_image(request):
+        reply = answer(request)
+        if request.kind == "vqa":
+            w, h = request.images[0].shape[1], request.images[0].shape[0]
+            reply["qa"][0]["answer"] = {"label": "cap", "point_format": "xy", "point": [w + 5, h]}
+        return reply
+
+    ts = episode_timestamps(2)
+    *_, vqa = run_all(ts, client=ScriptedVLM(off_image))
+    assert len(vqa.rows) == 2 * len(CAMERAS) * (3 - 1)
+    assert (
+        "unusable pair" in vqa.outcomes[0].message
+        and "'point': [69, 48]" in vqa.outcomes[0].message
+    )

@@ -24,7 +24,7 @@ def test_every_prompt_has_system_user_and_few_shot_examples(name):
     prompt = load_prompt(name)
     assert prompt.system and 2 <= len(prompt.examples) <= 3
     fields = {k: "X" for k in ("task", "camera", "frame", "frames", "timestamps", "narration")}
-    fields |= {"max_steps": 8, "count": 3, "types": "bbox", "time": "1.00"}
+    fields |= {"max_steps": 8, "count": 3, "types": "bbox", "time": "1.00", "size": "64x48"}
     fields |= {"prev_subtask": "a", "next_subtask": "b"}
     text = prompt.render(**fields)
     assert "$" not in text.replace("$examples", "") and "Example 1" in text

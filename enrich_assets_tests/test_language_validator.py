@@ -22,7 +22,7 @@ from enrich_assets.enrich.rules import Severity
 CAM = "observation.images.cam_high"
 TS = (np.arange(60) / 30).astype(np.float32)
 T0, T1, T_OFF = float(TS[0]), float(TS[30]), float(TS[15])
-ANSWER = json.dumps({"type": "count", "label": "bottle", "count": 1})
+ANSWER = json.dumps({"label": "bottle", "count": 1})
 
 Rows = dict[str, list[LanguageRow]]
 
@@ -73,6 +73,11 @@ def drop(module: str, i: int) -> Callable[[Rows], None]:
     return lambda rows: rows[module].pop(i)
 
 
+def swap_vqa(rows: Rows) -> None:
+    rows["vqa"].reverse()  # the answer before its question
+
+
+OLD_COUNT = json.dumps({"type": "count", "label": "bottle", "count": 1})
 SAY_BAD_NAME = [{"type": "function", "function": {"name": "shout", "arguments": {"text": "hi"}}}]
 SAY_NO_TEXT = [{"type": "function", "function": {"name": "say", "arguments": {}}}]
 
@@ -89,9 +94,14 @@ CASES = [
     ("language_interjection_plan", drop("plan", 4)),
     ("language_vqa_answer", set_row("vqa", 1, content=None)),
     ("language_vqa_answer", set_row("vqa", 1, content="one bottle")),
-    ("language_vqa_answer", set_row("vqa", 1, content='{"type": "count", "count": -1}')),
+    ("language_vqa_answer", set_row("vqa", 1, content='{"label": "bottle", "count": -1}')),
     ("language_vqa_answer", set_row("vqa", 1, content="null")),
+    # this project's former shape: a `type` field, no longer one of lerobot's
+    ("language_vqa_answer", set_row("vqa", 1, content=OLD_COUNT)),
     ("language_vqa_unique", add("vqa", LanguageRow("assistant", ANSWER, "vqa", T0, CAM))),
+    ("language_vqa_order", swap_vqa),
+    ("language_vqa_order", drop("vqa", 0)),
+    ("language_vqa_order", drop("vqa", 1)),
     ("language_row_content", set_row("plan", 0, content="")),
     ("language_speech_atom", set_row("interjections", 1, tool_calls=SAY_BAD_NAME)),
     ("language_speech_atom", set_row("interjections", 1, tool_calls=SAY_NO_TEXT)),
@@ -126,20 +136,33 @@ def test_every_rule_has_a_case():
     assert {r for r, _ in CASES} | {"language_plan_present"} == set(RULES)
 
 
+def det(label: str, box: list[float]) -> dict:
+    return {"label": label, "bbox_format": "xyxy", "bbox": box}
+
+
 @pytest.mark.parametrize(
     ("answer", "shape"),
     [
-        ({"type": "bbox", "label": "cup", "box": [0.1, 0.2, 0.3, 0.4]}, "bbox"),
-        ({"type": "bbox", "label": "cup", "box": [0.3, 0.2, 0.1, 0.4]}, None),
-        ({"type": "bbox", "label": "cup", "box": [10, 20, 30, 40]}, None),
-        ({"type": "keypoint", "label": "handle", "point": [0.5, 0.5]}, "keypoint"),
-        ({"type": "keypoint", "label": "handle", "point": [0.5]}, None),
-        ({"type": "count", "label": "cup", "count": 0}, "count"),
-        ({"type": "count", "label": "cup", "count": True}, None),
-        ({"type": "attribute", "label": "cup", "attribute": "color", "value": "red"}, "attribute"),
-        ({"type": "attribute", "label": "cup", "attribute": "color"}, None),
-        ({"type": "spatial", "subject": "cup", "relation": "on", "object": "plate"}, "spatial"),
-        ({"type": "spatial", "subject": "cup", "relation": "beside", "object": "plate"}, None),
+        ({"detections": [det("cup", [10, 20, 30, 40])]}, "bbox"),
+        ({"detections": [det("cup", [10, 20, 30, 40]), det("cup", [50, 0, 60, 8.5])]}, "bbox"),
+        ({"detections": []}, "bbox"),  # nothing of the kind in view
+        ({"detections": [det("cup", [30, 20, 10, 40])]}, None),
+        ({"detections": [det("cup", [-1, 20, 10, 40])]}, None),
+        ({"detections": [{**det("cup", [1, 2, 3, 4]), "bbox_format": "xywh"}]}, None),
+        ({"detections": [{**det("cup", [1, 2, 3, 4]), "score": 0.9}]}, None),
+        ({"detections": det("cup", [1, 2, 3, 4])}, None),
+        ({"label": "handle", "point_format": "xy", "point": [320, 240]}, "keypoint"),
+        ({"label": "handle", "point_format": "yx", "point": [320, 240]}, None),
+        ({"label": "handle", "point_format": "xy", "point": [320]}, None),
+        ({"label": "cup", "count": 0}, "count"),
+        ({"label": "cup", "count": 2, "note": "one is half hidden"}, "count"),
+        ({"label": "cup", "count": True}, None),
+        ({"label": "cup", "attribute": "color", "value": "red"}, "attribute"),
+        ({"label": "cup", "attribute": "color"}, None),
+        ({"subject": "cup", "relation": "on", "object": "plate"}, "spatial"),
+        ({"subject": "cup", "relation": "beside", "object": "plate"}, None),
+        ({"type": "count", "label": "cup", "count": 0}, None),  # extra keys: no shape
+        ({"type": "bbox", "label": "cup", "box": [0.1, 0.2, 0.3, 0.4]}, None),
         ({"type": "caption", "text": "a cup"}, None),
         ([1, 2], None),
     ],

@@ -169,7 +169,7 @@ def test_missing_tables_say_so() -> None:
     for name, section in report["distributions"].items():
         assert "missing" in section, name
     assert report["distributions"]["cluster_sizes"] == {"missing": "no rows in ai_semantic_cluster"}
-    for name in ("agreement", "checks", "episode_status", "review_sample"):
+    for name in ("agreement", "consistency", "checks", "episode_status", "review_sample"):
         assert "missing" in report[name], name
     json.dumps(report, allow_nan=False)
 
@@ -214,3 +214,44 @@ def test_write_is_atomic(tmp_path: Path, tables: dict[str, pl.DataFrame]) -> Non
     assert json.loads(path.read_text()) == report
     assert (out / REVIEW_FILE).read_text() == "<html>sheet</html>"
     assert sorted(p.name for p in out.iterdir()) == sorted([REPORT_FILE, REVIEW_FILE])
+
+
+def test_consistency_section_counts_what_disagreed_and_where() -> None:
+    def row(ep: int, check: str, subject: str, flagged: bool) -> dict:
+        return {
+            "episode_index": ep,
+            "camera": "cam" if check == "caption_objects_detected" else None,
+            "frame_index": 4 if check == "caption_objects_detected" else None,
+            "tech_check": check,
+            "tech_subject": subject,
+            "tech_flagged": flagged,
+            "tech_detail": f"{subject} {'flagged' if flagged else 'ok'}",
+        }
+
+    frame = pl.DataFrame(
+        [
+            row(0, "caption_objects_detected", "bowl", True),
+            row(0, "caption_objects_detected", "cube", False),
+            row(2, "caption_objects_detected", "bowl", True),
+            row(1, "subtasks_have_motion", "reach", False),
+        ]
+    )
+    report = build_validation_report("ds", "v1", {"consistency": frame})
+    checks = report["consistency"]["checks"]
+    assert checks["caption_objects_detected"] == {
+        "compared": 3,
+        "flagged": 2,
+        "flagged_share": 0.666667,
+        "episodes_compared": 2,
+        "episodes_flagged": 2,
+        "flagged_episodes": [0, 2],
+        "flagged_subjects": {"bowl": 2},
+    }
+    assert checks["subtasks_have_motion"]["flagged"] == 0
+    assert checks["grasp_matches_gripper"] == {"missing": "nothing to compare"}
+    first = report["consistency"]["first_flagged"]
+    assert [(r["episode_index"], r["tech_detail"]) for r in first] == [
+        (0, "bowl flagged"),
+        (2, "bowl flagged"),
+    ]
+    json.dumps(report, allow_nan=False)

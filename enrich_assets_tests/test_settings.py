@@ -139,3 +139,23 @@ def test_vlm_sampling_settings_reach_the_language_settings(tmp_path, monkeypatch
     lang = language_settings(s)
     assert (lang.temperature, lang.max_tokens) == (0.7, 100)
     assert language_settings(_load(tmp_path, "", monkeypatch)) == LanguageSettings()
+
+
+def test_consistency_gripper_channel_is_typed_and_checked(tmp_path, monkeypatch):
+    s = _load(
+        tmp_path, "consistency:\n  gripper_channel: {column: action, index: 3}\n", monkeypatch
+    )
+    channel = s.consistency.gripper_channel
+    assert (channel.column, channel.index, channel.min_change) == ("action", 3, 0.05)
+    assert _load(tmp_path, "", monkeypatch).consistency.gripper_channel is None
+    text = "consistency:\n  gripper_channel:\n    column: action\n    index: 3\n    name: x\n"
+    with pytest.raises(
+        SettingsError, match=r":5: consistency.gripper_channel.name: unknown .*min_change"
+    ):
+        _load(tmp_path, text, monkeypatch)
+    with pytest.raises(SettingsError, match=r"consistency.gripper_channel.column"):
+        _load(tmp_path, "consistency: {gripper_channel: {column: state, index: 1}}\n", monkeypatch)
+    with pytest.raises(SettingsError, match=r"consistency.gripper_channel.index"):
+        _load(
+            tmp_path, "consistency: {gripper_channel: {column: action, index: -1}}\n", monkeypatch
+        )

@@ -227,6 +227,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return diagnosis.exit_code()
 
 
+def cmd_migrate_language(args: argparse.Namespace) -> int:
+    from enrich_assets.app.migrate_language import migrate_language
+
+    root = Path(args.path).resolve()
+    report = migrate_language(root)
+    print(
+        f"{root}: {report.staging_files} staging file(s) and {len(report.data_files)} data "
+        f"file(s) rewritten in lerobot's VQA shapes; {report.unchanged} data file(s) unchanged"
+    )
+    for name, why in report.damaged.items():
+        print(f"  NOT MIGRATED: {name}: {why}")
+    return 1 if report.damaged else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enrich-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -292,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", help="override file to try (default: <root>/enrich-layout.yaml)")
     p.add_argument("--json", action="store_true", help="the diagnosis as JSON")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser(
+        "migrate-language",
+        help="rewrite staged and written VQA answers from the former normalised shapes to "
+        "lerobot's (pixels); idempotent",
+    )
+    p.add_argument("path", help="dataset root")
+    p.set_defaults(func=cmd_migrate_language)
     return parser
 
 

@@ -148,6 +148,7 @@ REPORT_CHECKS = (*DISTRIBUTION_RULES, AGREEMENT_RULE)
         "ai_semantic_cluster",
         "ai_near_duplicates",
         "ai_episode_diversity",
+        "consistency",
     ],
     group_name=CURATION_GROUP,
     kinds={"html", "json"},

@@ -276,7 +276,9 @@ def _record_rules(
 
 def _summary(rule: str, severity: Severity, run: RunOutcome) -> dg.AssetCheckResult:
     """One evaluation per run: passed only if every episode of the run was checked and
-    passed; an episode that failed or was quarantined was not checked, so it cannot pass."""
+    passed; an episode that failed or was quarantined was not checked, so it cannot pass.
+    A rule that had nothing to look at in any episode (e.g. a consistency check without
+    anything to compare) says so."""
     results = [(k, o) for k, o in run.outcomes if o.rule == rule]
     failing = {key: o.message for key, o in results if not o.passed}
     unchecked = run.not_written
@@ -284,6 +286,7 @@ def _summary(rule: str, severity: Severity, run: RunOutcome) -> dg.AssetCheckRes
         check_name=rule,
         passed=not failing and not unchecked,
         severity=dg.AssetCheckSeverity(str(severity)),
+        description=None if results else "no episode of the run had anything for this rule",
         metadata={
             "episodes_checked": len(results),
             "episodes_failing": len(failing),

@@ -12,8 +12,9 @@ file (`ENRICH_SETTINGS`, else `enrich-assets.yaml` in the working directory), el
 
 Sections: `vlm:` and `vlm_secondary:` (a VLM client each, see `VLMSettings`), `language:`
 (the language modules' knobs, `LanguageSection`), `compute:` (where the vision models run,
-`ComputeSettings`) and `alerts:` (the alert rules' thresholds and severities and the
-webhook's env var, `AlertsSection`). Every key is checked: an unknown key, a
+`ComputeSettings`), `alerts:` (the alert rules' thresholds and severities and the
+webhook's env var, `AlertsSection`) and `consistency:` (the robot's gripper channel,
+`ConsistencySection`). Every key is checked: an unknown key, a
 wrong type or malformed YAML is a `SettingsError`, one line naming file, line and key.
 """
 
@@ -118,6 +119,7 @@ class LanguageSection(_Strict):
     interjection_window_frames: int | None = None
     vqa_hz: float | None = None
     vqa_types: tuple[str, ...] | None = None
+    vqa_max_side: int | None = Field(None, ge=0)
     temperature: float | None = None
     max_tokens: int | None = None
     seed: int | None = None
@@ -178,6 +180,23 @@ class AlertsSection(_Strict):
         return os.environ.get(self.webhook_url_env, "") if self.webhook_url_env else ""
 
 
+class GripperChannel(_Strict):
+    """Which number of `observation.state` or `action` is the gripper (or a hand joint that
+    closes with a grasp): robot-specific, so named here, never guessed from the data."""
+
+    column: Literal["observation.state", "action"]
+    index: int = Field(ge=0)
+    # the least change (in the channel's own units) that counts as the gripper moving
+    min_change: float = Field(0.05, gt=0)
+
+
+class ConsistencySection(_Strict):
+    """The `consistency:` section (enrich/curation/consistency.py). Without a gripper channel
+    the grasp/release check is not evaluated."""
+
+    gripper_channel: GripperChannel | None = None
+
+
 class Settings(_Strict):
     data_dir: Path
     dataset_roots: tuple[Path, ...] = ()
@@ -191,6 +210,7 @@ class Settings(_Strict):
     language: LanguageSection = LanguageSection()
     compute: ComputeSettings = ComputeSettings()
     alerts: AlertsSection = AlertsSection()
+    consistency: ConsistencySection = ConsistencySection()
 
     def __init__(self, data_dir: Path | str | None = None, /, **values: Any) -> None:
         if data_dir is not None:
@@ -228,12 +248,14 @@ SECTIONS = {
     "language": LanguageSection,
     "compute": ComputeSettings,
     "alerts": AlertsSection,
+    "consistency": ConsistencySection,
 }
 _NESTED = {
     "retry": RetrySettings,
     "error_rate": ErrorRateAlert,
     "quality_drop": QualityDropAlert,
     "no_frames": NoFramesAlert,
+    "gripper_channel": GripperChannel,
 }
 _ENV = {
     "data_dir": "ENRICH_DATA_DIR",

@@ -8,7 +8,7 @@ another's output and a crash never leaves half a file.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from enrich_assets.datasets.lerobot.language_format import MODULES, LanguageRow
@@ -54,3 +54,18 @@ def read_episode(dataset_root: Path, episode_index: int) -> dict[str, list[Langu
 def staged_modules(dataset_root: Path, episode_index: int) -> list[str]:
     """Modules that have staged this episode (an empty file counts: the module ran)."""
     return [m for m in MODULES if staging_path(dataset_root, episode_index, m).exists()]
+
+
+def rewrite_staged(dataset_root: Path, fix: Callable[[LanguageRow], LanguageRow]) -> int:
+    """Pass every staged row through `fix`; replace (atomically) only the files in which
+    some row changed. The number of files replaced."""
+    replaced = 0
+    for folder in sorted((dataset_root / STAGING_DIR).glob("episode_*")):
+        episode_index = int(folder.name.removeprefix("episode_"))
+        for module in staged_modules(dataset_root, episode_index):
+            rows = read_staged(dataset_root, episode_index, module)
+            fixed = [fix(row) for row in rows]
+            if fixed != rows:
+                write_staged(dataset_root, episode_index, module, fixed)
+                replaced += 1
+    return replaced

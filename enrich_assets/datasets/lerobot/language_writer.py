@@ -137,6 +137,28 @@ def language_columns(
     return [shared] * len(timestamps), per_frame_events
 
 
+def _write_shard(
+    data_file: Path,
+    table: pa.Table,
+    spans: list[tuple[int, int, int]],
+    persistent: list[list[dict[str, Any]]],
+    events: list[list[dict[str, Any]]],
+) -> None:
+    """`table` (without language columns) plus both columns, replacing `data_file`
+    atomically: the source's compression, one row group per episode."""
+    table = table.append_column(LANGUAGE_PERSISTENT, _column(persistent, PERSISTENT_TYPE))
+    table = table.append_column(LANGUAGE_EVENTS, _column(events, EVENTS_TYPE))
+    codec = pq.ParquetFile(data_file).metadata.row_group(0).column(0).compression
+    compression = "none" if codec == "UNCOMPRESSED" else codec.lower()  # keep the source's
+
+    def write(tmp: str) -> None:
+        with pq.ParquetWriter(tmp, table.schema, compression=compression) as writer:
+            for _, a, b in spans:
+                writer.write_table(table.slice(a, b - a))  # one row group per episode
+
+    atomic_write(data_file, write)
+
+
 @contextmanager
 def _locked(dataset_root: Path, path: Path) -> Iterator[None]:
     """An exclusive lock per dataset file: never two writers on one file. The lock files
@@ -187,17 +209,7 @@ def write_language_columns(
         if problems:
             raise LanguageValidationError(f"{data_file}: " + "; ".join(problems))
 
-        table = table.append_column(LANGUAGE_PERSISTENT, _column(persistent, PERSISTENT_TYPE))
-        table = table.append_column(LANGUAGE_EVENTS, _column(events, EVENTS_TYPE))
-        codec = pq.ParquetFile(data_file).metadata.row_group(0).column(0).compression
-        compression = "none" if codec == "UNCOMPRESSED" else codec.lower()  # keep the source's
-
-        def write(tmp: str) -> None:
-            with pq.ParquetWriter(tmp, table.schema, compression=compression) as writer:
-                for _, a, b in spans:
-                    writer.write_table(table.slice(a, b - a))  # one row group per episode
-
-        atomic_write(data_file, write)
+        _write_shard(data_file, table, spans, persistent, events)
     update_info(dataset_root)
     return WriteSummary(data_file, [ep for ep, _, _ in spans], *counts)
 
@@ -271,3 +283,46 @@ def write_staged_datasets(
             outcome.written.append(shard)
             outcome.episodes += len(summary.episodes)
     return outcome
+
+
+# A row in, the row to keep out (the same row when it needs no change).
+RowFix = Callable[[LanguageRow], LanguageRow]
+
+
+def _stored_row(struct: dict[str, Any], timestamp: float) -> LanguageRow:
+    """A row as read back from a language column (tool calls stored as JSON text)."""
+    calls = struct.get("tool_calls")
+    if calls is not None:
+        calls = [json.loads(c) if isinstance(c, str) else c for c in calls]
+    return LanguageRow.from_dict({**struct, "timestamp": timestamp, "tool_calls": calls})
+
+
+def rewrite_language_rows(dataset_root: Path, data_file: Path, fix: RowFix) -> bool:
+    """Pass every row of `data_file`'s language columns through `fix`; rewrite the file
+    (atomically, as the writer does) only if some row changed. True if rewritten."""
+    with _locked(dataset_root, data_file):
+        table = _read(data_file)
+        if not {LANGUAGE_PERSISTENT, LANGUAGE_EVENTS} <= set(table.column_names):
+            return False
+        stamps = table.column("timestamp").to_numpy()
+        changed = False
+        columns: dict[str, list[list[dict[str, Any]]]] = {}
+        for name in (LANGUAGE_PERSISTENT, LANGUAGE_EVENTS):
+            per_frame = []
+            for t, structs in zip(stamps, table.column(name).to_pylist(), strict=True):
+                frame = []
+                for struct in structs or []:
+                    row = _stored_row(struct, struct.get("timestamp", float(t)))
+                    new = fix(row)
+                    changed = changed or new != row
+                    frame.append(_struct(new, name == LANGUAGE_PERSISTENT))
+                per_frame.append(frame)
+            columns[name] = per_frame
+        if not changed:
+            return False
+        spans = _episode_spans(table.column("episode_index").to_numpy(), data_file)
+        table = table.drop_columns([LANGUAGE_PERSISTENT, LANGUAGE_EVENTS])
+        _write_shard(
+            data_file, table, spans, columns[LANGUAGE_PERSISTENT], columns[LANGUAGE_EVENTS]
+        )
+        return True

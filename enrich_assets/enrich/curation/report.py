@@ -1,10 +1,11 @@
 """The validation report: what one pipeline version produced for one dataset, in one JSON.
 
 Distributions (caption length, detected classes, quality scores, cluster sizes, duplicates,
-diversity), agreement figures, the rule outcomes per asset and rule, and a pointer to the
-review contact sheet. It lives beside the dataset under meta/enrich_reports/<version>/, so
-each pipeline version's report stays readable after the next one is written. A table that
-was not materialized gives its section a `missing` note instead of numbers.
+diversity), agreement figures, cross-enrichment consistency (what was compared, what
+disagreed), the rule outcomes per asset and rule, and a pointer to the review contact sheet.
+It lives beside the dataset under meta/enrich_reports/<version>/, so each pipeline version's
+report stays readable after the next one is written. A table that was not materialized gives
+its section a `missing` note instead of numbers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from enrich_assets.enrich.curation.consistency import RULES as CONSISTENCY_CHECKS
 from enrich_assets.infra.files import write_text_atomic
 
 REPORT_FORMAT = 1
@@ -39,6 +41,7 @@ REPORT_TABLES = (
     "ai_semantic_cluster",
     "ai_near_duplicates",
     "ai_episode_diversity",
+    "consistency",
     "validation",
     "episode_status",
 )
@@ -197,6 +200,32 @@ def _diversity(frame: pl.DataFrame) -> Section:
     }
 
 
+def _consistency(frame: pl.DataFrame) -> Section:
+    """Per check: comparisons, disagreements, the episodes and subjects (labels, objects,
+    subtasks) most often flagged; then the first flagged rows, each saying what and where."""
+    flagged = frame.filter(pl.col("tech_flagged"))
+    checks: Section = {}
+    for check in CONSISTENCY_CHECKS:
+        rows = frame.filter(pl.col("tech_check") == check)
+        if rows.height == 0:
+            checks[check] = {"missing": "nothing to compare"}
+            continue
+        bad = rows.filter(pl.col("tech_flagged"))
+        episodes = bad["episode_index"].unique().sort()
+        checks[check] = {
+            "compared": rows.height,
+            "flagged": bad.height,
+            "flagged_share": _number(bad.height / rows.height),
+            "episodes_compared": rows["episode_index"].n_unique(),
+            "episodes_flagged": episodes.len(),
+            "flagged_episodes": episodes.head(FAILING_SHOWN).to_list(),
+            "flagged_subjects": value_counts(bad["tech_subject"], TOP_LABELS),
+        }
+    shown = flagged.sort("episode_index", "tech_check").head(FAILING_SHOWN)
+    columns = ("episode_index", "tech_check", "camera", "frame_index", "tech_detail")
+    return {"checks": checks, "first_flagged": shown.select(columns).to_dicts()}
+
+
 def _rules(frame: pl.DataFrame) -> Section:
     failed = ~pl.col("passed")
     per_rule = (
@@ -292,6 +321,7 @@ def build_validation_report(
             for name, (table, compute) in DISTRIBUTIONS.items()
         },
         "agreement": dict(agreement) if agreement else {"missing": "no agreement figures"},
+        "consistency": _section(frames["consistency"], "consistency", _consistency),
         "checks": _section(frames["validation"], "validation", _rules),
         "episode_status": _section(frames["episode_status"], "episode_status", _episode_status),
         "review_sample": _review(review_sample),

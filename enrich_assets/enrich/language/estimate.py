@@ -42,7 +42,9 @@ class DryRunVLM:
 
     def complete(self, request: VLMRequest) -> VLMReply:
         self.requests.append(request)
-        text = scripted_answer(request.kind, request.prompt, len(request.images))
+        text = scripted_answer(
+            request.kind, request.prompt, [(im.shape[1], im.shape[0]) for im in request.images]
+        )
         parsed = json.loads(text) if request.json_output else None
         return VLMReply(model=self.model, text=text, parsed=parsed)
 

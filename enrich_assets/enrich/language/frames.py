@@ -52,3 +52,15 @@ def cached(fetch: FrameFetch) -> FrameFetch:
         return [cache[(camera, p)] for p in positions]
 
     return fetch_cached
+
+
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """`image` shrunk (aspect kept) so its longer side is at most `max_side`; 0 = as is."""
+    h, w = image.shape[:2]
+    if max_side <= 0 or max(h, w) <= max_side:
+        return image
+    from PIL import Image
+
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))

@@ -29,6 +29,9 @@ class LanguageSettings:
     # vqa: one question per sampled frame per camera, batched per call
     vqa_hz: float = 1.0
     vqa_types: tuple[str, ...] = VQA_TYPES
+    # longest side, in pixels, of the frames sent for VQA (0: as decoded); answers come back
+    # in the pixels of the image sent and are scaled to those of the decoded frame
+    vqa_max_side: int = 0
     # sampling, shared by every request
     temperature: float = 0.0
     max_tokens: int = 1024

@@ -99,6 +99,7 @@ def validate_episode(
     fails["language_vqa_answer"] += _bad_answers(vqa)
     keys = Counter((row.timestamp, row.camera, row.role) for row in vqa)
     fails["language_vqa_unique"] += [f"{n} vqa rows at {k}" for k, n in keys.items() if n > 1]
+    fails["language_vqa_order"] += _unpaired(vqa)
     return [outcome(name, fails[name], severity) for name, severity in RULES.items()]
 
 
@@ -112,6 +113,7 @@ RULES: dict[str, Severity] = {
     "language_interjection_plan": Severity.ERROR,
     "language_vqa_answer": Severity.ERROR,
     "language_vqa_unique": Severity.ERROR,
+    "language_vqa_order": Severity.ERROR,
     "language_row_content": Severity.ERROR,
     "language_speech_atom": Severity.ERROR,
     "language_subtask_cover": Severity.ERROR,
@@ -150,6 +152,18 @@ def _cover_gaps(starts: list[float], timestamps: np.ndarray) -> list[str]:
     return problems
 
 
+def _unpaired(vqa_rows: Sequence[LanguageRow]) -> list[str]:
+    """At one (timestamp, camera): the user row (question), then the assistant row (answer)."""
+    roles: dict[tuple[float | None, str | None], list[str]] = {}
+    for row in vqa_rows:  # in staged order
+        roles.setdefault((row.timestamp, row.camera), []).append(row.role)
+    return [
+        f"vqa rows at {t} ({camera}) are {seq}, not [user, assistant]"
+        for (t, camera), seq in roles.items()
+        if seq != ["user", "assistant"]
+    ]
+
+
 def _bad_answers(vqa_rows: Sequence[LanguageRow]) -> list[str]:
     bad = []
     for row in vqa_rows:
@@ -161,7 +175,8 @@ def _bad_answers(vqa_rows: Sequence[LanguageRow]) -> list[str]:
             bad.append(f"answer at {row.timestamp} ({row.camera}) is not JSON")
             continue
         if vqa_answer_shape(payload) is None:
-            bad.append(f"answer at {row.timestamp} ({row.camera}) is null or no known shape")
+            keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+            bad.append(f"answer at {row.timestamp} ({row.camera}) fits no known shape: {keys}")
     return bad
 
 

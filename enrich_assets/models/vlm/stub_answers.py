@@ -1,7 +1,9 @@
 """Deterministic, plausible answers for each prompt kind, so the demo runs without a model.
 
 Reads the `Task:`, `Frames:`, `Count:` and `Types:` lines of the prompt (docs/vlm.md) and
-answers in the documented shape for the kind. Same prompt, same answer.
+answers in the documented shape for the kind. VQA coordinates are pixels of the images
+sent (their sizes; without images, the `Image size:` line). Same prompt and image sizes,
+same answer.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Sequence
 
 DEFAULT_TASK = "manipulate the object"
 VQA_TYPES = ("bbox", "keypoint", "count", "attribute", "spatial")
@@ -32,7 +35,9 @@ class UnknownKind(ValueError):
     pass
 
 
-def scripted_answer(kind: str, prompt: str, n_images: int) -> str:
+def scripted_answer(kind: str, prompt: str, image_sizes: Sequence[tuple[int, int]]) -> str:
+    """The answer to a `kind` request; `image_sizes` are the (width, height) of its images."""
+    n_images = len(image_sizes)
     task = _field(prompt, "task") or DEFAULT_TASK
     task = " ".join(task.rstrip(".").split()[:30])
     objects = _objects(task)
@@ -51,7 +56,9 @@ def scripted_answer(kind: str, prompt: str, n_images: int) -> str:
         return json.dumps(_interjection(objects[0], rng))
     if kind == "vqa":
         types = [t.strip() for t in (_field(prompt, "types") or "").split(",") if t.strip()]
-        return json.dumps({"qa": _vqa(objects, types or list(VQA_TYPES), count, rng)})
+        fallback = _size_line(prompt)  # for images whose size could not be read, or none
+        sizes = [size if min(size) > 0 else fallback for size in image_sizes] or [fallback]
+        return json.dumps({"qa": _vqa(objects, types or list(VQA_TYPES), count, sizes, rng)})
     if kind == "task_from_video":
         return json.dumps({"task": _field(prompt, "task") or "pick up the object and place it"})
     raise UnknownKind(f"local stub has no scripted answer for kind {kind!r}")
@@ -60,6 +67,12 @@ def scripted_answer(kind: str, prompt: str, n_images: int) -> str:
 def _field(prompt: str, key: str) -> str | None:
     match = re.search(rf"^\s*{key}\s*:\s*(.+?)\s*$", prompt, re.IGNORECASE | re.MULTILINE)
     return match.group(1) if match else None
+
+
+def _size_line(prompt: str) -> tuple[int, int]:
+    """(width, height) from an `Image size: 640x480` line; 640x480 without one."""
+    found = _ints(_field(prompt, "image size"))
+    return (found[0], found[1]) if len(found) == 2 and min(found) > 0 else (640, 480)
 
 
 def _ints(text: str | None) -> list[int]:
@@ -145,36 +158,40 @@ def _interjection(obj: str, rng: random.Random) -> dict[str, str]:
     return {"text": text, "say": say}
 
 
-def _vqa(objects: list[str], types: list[str], count: int, rng: random.Random) -> list[dict]:
+def _vqa(
+    objects: list[str],
+    types: list[str],
+    count: int,
+    sizes: list[tuple[int, int]],
+    rng: random.Random,
+) -> list[dict]:
+    """Pair i is about image i: its boxes and points are whole pixels inside that image."""
     items = []
     for i in range(count):
         kind = types[i % len(types)]
+        w, h = sizes[min(i, len(sizes) - 1)]
         obj = objects[i % len(objects)]
         other = objects[(i + 1) % len(objects)] if len(objects) > 1 else "gripper"
         if kind == "bbox":
             x0, y0 = rng.uniform(0.05, 0.6), rng.uniform(0.05, 0.6)
-            box = [x0, y0, x0 + rng.uniform(0.1, 0.35), y0 + rng.uniform(0.1, 0.35)]
+            x1, y1 = x0 + rng.uniform(0.1, 0.35), y0 + rng.uniform(0.1, 0.35)
+            box = [round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)]
             question = f"Where is the {obj}? Give its bounding box."
-            answer = {"type": "bbox", "label": obj, "box": [round(v, 3) for v in box]}
+            detection = {"label": obj, "bbox_format": "xyxy", "bbox": box}
+            answer = {"detections": [detection]}
         elif kind == "keypoint":
             question = f"Point to the {obj}."
-            point = [round(rng.uniform(0.1, 0.9), 3), round(rng.uniform(0.1, 0.9), 3)]
-            answer = {"type": "keypoint", "label": obj, "point": point}
+            point = [round(rng.uniform(0.1, 0.9) * w), round(rng.uniform(0.1, 0.9) * h)]
+            answer = {"label": obj, "point_format": "xy", "point": point}
         elif kind == "count":
             question = f"How many of the {obj} are visible?"
-            answer = {"type": "count", "label": obj, "count": rng.randint(1, 3)}
+            answer = {"label": obj, "count": rng.randint(1, 3)}
         elif kind == "attribute":
             question = f"What color is the {obj}?"
-            answer = {
-                "type": "attribute",
-                "label": obj,
-                "attribute": "color",
-                "value": rng.choice(COLORS),
-            }
+            answer = {"label": obj, "attribute": "color", "value": rng.choice(COLORS)}
         elif kind == "spatial":
             question = f"Where is the {obj} relative to the {other}?"
             answer = {
-                "type": "spatial",
                 "subject": obj,
                 "relation": rng.choice(RELATIONS),
                 "object": other,

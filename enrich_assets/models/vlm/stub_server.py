@@ -13,6 +13,8 @@ one. GET /_stats reports the request count. The demo and the tests start it in-p
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import math
 import threading
@@ -138,8 +140,8 @@ class LocalStubServer:
 
     def answer(self, kind: str, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
         """The chat.completion object for a request, with `fault` applied to its content."""
-        prompt, n_images, prompt_chars = _read_messages(body.get("messages", []))
-        text = scripted_answer(kind, prompt, n_images)
+        prompt, sizes, prompt_chars = _read_messages(body.get("messages", []))
+        text = scripted_answer(kind, prompt, sizes)
         finish = "stop"
         if fault and fault.kind == "malformed":
             text = "Here is what I see: a robot arm and some objects on a table."
@@ -152,7 +154,7 @@ class LocalStubServer:
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         if max_tokens and _tokens(text) > max_tokens:
             text, finish = text[: max_tokens * 4], "length"
-        input_tokens = _tokens(" " * prompt_chars) + IMAGE_TOKENS * n_images
+        input_tokens = _tokens(" " * prompt_chars) + IMAGE_TOKENS * len(sizes)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
             "object": "chat.completion",
@@ -276,9 +278,10 @@ _NOT_COMPLETION = {
 }
 
 
-def _read_messages(messages: list[dict[str, Any]]) -> tuple[str, int, int]:
-    """The first user prompt (repair turns come later), its image count, all text length."""
-    prompt, n_images, chars, seen_user = "", 0, 0, False
+def _read_messages(messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]], int]:
+    """The first user prompt (repair turns come later), its images' (width, height), all
+    text length."""
+    prompt, sizes, chars, seen_user = "", [], 0, False
     for message in messages:
         content = message.get("content") or ""
         parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
@@ -287,8 +290,21 @@ def _read_messages(messages: list[dict[str, Any]]) -> tuple[str, int, int]:
         if message.get("role") == "user" and not seen_user:
             seen_user = True
             prompt = "\n".join(texts)
-            n_images = sum(p.get("type") == "image_url" for p in parts)
-    return prompt, n_images, chars
+            images = [p.get("image_url") or {} for p in parts if p.get("type") == "image_url"]
+            sizes = [_image_size(image.get("url", "")) for image in images]
+    return prompt, sizes, chars
+
+
+def _image_size(url: str) -> tuple[int, int]:
+    """(width, height) of a base64 data-URL image (its header only); (0, 0) if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        data = base64.b64decode(url.partition(",")[2], validate=False)
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (ValueError, UnidentifiedImageError, OSError):
+        return (0, 0)
 
 
 def _stub_name(model: str) -> str:
