@@ -4,6 +4,7 @@ cameras' images (`FrameSource`s), read by seeking to the record and parsing its
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +36,18 @@ class RecordAt:
     def example(self) -> example_pb2.Example:
         """The record's Example, its checksums verified; EpisodeError naming the shard."""
         try:
-            return example_pb2.Example.FromString(tfrecord.read(self.shard, self.record))
+            return _example(self.shard, self.record)
         except OSError as exc:
             raise EpisodeError(self.location, f"unreadable shard ({exc})") from exc
         except (tfrecord.RecordError, DecodeError) as exc:
             raise EpisodeError(self.location, str(exc)) from exc
+
+
+@functools.lru_cache(maxsize=2)
+def _example(shard: Path, record: tfrecord.Record) -> example_pb2.Example:
+    """Parsed once for an episode's rows and each of its cameras (the last two records are
+    kept: a record holds every step's images, so they are large)."""
+    return example_pb2.Example.FromString(tfrecord.read(shard, record))
 
 
 def values(example: example_pb2.Example, key: str, where: str) -> Sequence[object]:
