@@ -17,6 +17,8 @@ from enrich_assets.datasets.errors import DatasetError
 from enrich_assets.datasets.hdf5.reader import HDF5Reader, is_hdf5_dataset
 from enrich_assets.datasets.hdf5.reader import change_signature as hdf5_signature
 from enrich_assets.datasets.lerobot.reader import is_lerobot_root, metadata_signature, open_lerobot
+from enrich_assets.datasets.rlds.reader import RLDSReader, is_rlds_builder
+from enrich_assets.datasets.rlds.reader import change_signature as rlds_signature
 
 
 class DatasetReader(Protocol):
@@ -59,6 +61,12 @@ FORMATS: tuple[DatasetFormat, ...] = (
         lambda location, dataset_id: HDF5Reader(Path(location), dataset_id),
         hdf5_signature,
     ),
+    DatasetFormat(
+        "rlds",  # a versioned TFDS builder directory (features.json, dataset_info.json)
+        is_rlds_builder,
+        lambda location, dataset_id: RLDSReader(Path(location), dataset_id),
+        rlds_signature,
+    ),
 )
 
 
@@ -88,7 +96,8 @@ def dataset_format(location: str | Path) -> DatasetFormat:
         text,
         "not a dataset this tool reads (expected one of: "
         + ", ".join(f.name for f in FORMATS)
-        + "; a LeRobot root has meta/info.json, HDF5 ends in .hdf5/.h5)",
+        + "; a LeRobot root has meta/info.json, HDF5 ends in .hdf5/.h5, RLDS is a versioned"
+        " TFDS builder directory with features.json and dataset_info.json)",
     )
 
 

@@ -16,12 +16,16 @@ from urllib.parse import parse_qs, urlsplit
 from enrich_assets.datasets.open import is_url, location_exists, normalize_location
 from enrich_assets.infra.files import file_lock, write_text_atomic
 
+VERSION = re.compile(r"\d+(\.\d+)+")
+
 
 def location_name(location: str) -> str:
-    """The readable part of a location the id is made from: a path's last part, or a URL's
-    database name and table."""
+    """The readable part of a location the id is made from: a path's last part (a versioned
+    folder such as a TFDS builder's `bridge/0.1.0` with its parent's: `bridge_0.1.0`), or a
+    URL's database name and table."""
     if not is_url(location):
-        return Path(location).name
+        path = Path(location)
+        return f"{path.parent.name}_{path.name}" if VERSION.fullmatch(path.name) else path.name
     parts = urlsplit(location)
     table = parse_qs(parts.query).get("table", [""])[0]
     return "_".join(p for p in (Path(parts.path).stem, table) if p)

@@ -1,0 +1,2 @@
+"""RLDS / TFDS builder directories, read without TensorFlow (read-only: results live in the
+catalog)."""
