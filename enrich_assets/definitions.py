@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from enrich_assets.defs import curation, derived, episode, language, vision, vlm_resource, writeback
+from enrich_assets.defs import (
+    curation,
+    derived,
+    episode,
+    language,
+    sql_writeback,
+    vision,
+    vlm_resource,
+    writeback,
+)
 from enrich_assets.defs.automation import rerun_stale_partitions
 from enrich_assets.defs.export_job import export_dataset
 from enrich_assets.defs.jobs import enrich_episodes_job
@@ -19,7 +28,7 @@ def build_definitions() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
-            [episode, vision, language, writeback, derived, curation]
+            [episode, vision, language, writeback, sql_writeback, derived, curation]
         ),
         jobs=[enrich_episodes_job, export_dataset],
         sensors=[new_episodes, rerun_stale_partitions, finish_partial_ranges],

@@ -34,7 +34,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     report = materialize_dataset(
-        defs, settings, Path(args.dataset), args.select, _episodes(args.episodes), args.batch_size
+        defs, settings, args.dataset, args.select, _episodes(args.episodes), args.batch_size
     )
     print(f"dataset {report.dataset_id}: {report.episodes} episodes in {report.runs} Dagster runs")
     for asset, counts in sorted(report.summary.items()):
@@ -62,7 +62,7 @@ def _print_runs_and_log(args: argparse.Namespace, report: Any) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from enrich_assets.app.status import dataset_status
 
-    print(dataset_status(load_settings(), Path(args.dataset)))
+    print(dataset_status(load_settings(), args.dataset))
     return 0
 
 

@@ -101,7 +101,10 @@ class Registration:
 
 
 def register_dataset(
-    settings: Settings, instance: dg.DagsterInstance, root: Path, only: list[int] | None = None
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    root: str | Path,
+    only: list[int] | None = None,
 ) -> Registration:
     dataset_id = DatasetRegistry(settings.registry_path).register(root)
     reader = open_dataset(root, dataset_id)
@@ -140,7 +143,7 @@ class MaterializeReport:
 def materialize_dataset(
     defs: dg.Definitions,
     settings: Settings,
-    root: Path,
+    root: str | Path,
     select: str = "*",
     only: list[int] | None = None,
     batch_size: int | None = None,

@@ -17,6 +17,9 @@ from enrich_assets.datasets.errors import DatasetError
 from enrich_assets.datasets.hdf5.reader import HDF5Reader, is_hdf5_dataset
 from enrich_assets.datasets.hdf5.reader import change_signature as hdf5_signature
 from enrich_assets.datasets.lerobot.reader import is_lerobot_root, metadata_signature, open_lerobot
+from enrich_assets.datasets.sql.reader import SqlReader
+from enrich_assets.datasets.sql.reader import change_signature as sql_signature
+from enrich_assets.datasets.sql.source import is_sql_url, normalize_sql_url
 
 
 class DatasetReader(Protocol):
@@ -59,6 +62,12 @@ FORMATS: tuple[DatasetFormat, ...] = (
         lambda location, dataset_id: HDF5Reader(Path(location), dataset_id),
         hdf5_signature,
     ),
+    DatasetFormat(
+        "sql",  # a SQLAlchemy URL naming a table of frames: sqlite:///clips.db?table=clips
+        is_sql_url,
+        SqlReader,
+        sql_signature,
+    ),
 )
 
 
@@ -69,6 +78,8 @@ def is_url(location: str) -> bool:
 def normalize_location(location: str | Path) -> str:
     """A URL as given; a path made absolute (symlinks resolved), so one dataset has one id."""
     text = str(location)
+    if is_sql_url(text):
+        return normalize_sql_url(text)
     return text if is_url(text) else str(Path(text).resolve())
 
 
