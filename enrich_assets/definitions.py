@@ -38,7 +38,9 @@ def build_definitions() -> dg.Definitions:
                 data_dir=str(settings.data_dir),
                 dataset_roots=[str(r) for r in settings.dataset_roots],
             ),
-            "vision": vision.VisionModels(profile=settings.model_profile),
+            "vision": vision.VisionModels(
+                profile=settings.model_profile, **settings.compute.model_dump()
+            ),
             "vlm": vlm_resource.VLMResource(
                 **{
                     "cache_dir": str(settings.data_dir / "vlm_cache"),

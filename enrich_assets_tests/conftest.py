@@ -75,3 +75,31 @@ def postgres_url():  # noqa: ANN201
 
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture
+def postgres_home(settings, postgres_url: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    """$DAGSTER_HOME holding the production dagster.yaml (deploy/dagster.postgres.yaml) on a
+    fresh database of the test server, its connection in DAGSTER_PG_* as in a deployment.
+    Yields the database's SQLAlchemy URL."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from enrich_assets_tests.postgres_server import _create_database
+
+    server = sa.engine.make_url(postgres_url)
+    database = f"dagster_{uuid.uuid4().hex[:12]}"
+    _create_database(postgres_url.rsplit("/", 1)[0], database)
+    for name, value in {
+        "USERNAME": server.username,
+        "PASSWORD": server.password or "",
+        "HOST": server.host,
+        "PORT": str(server.port),
+        "DB": database,
+    }.items():
+        monkeypatch.setenv(f"DAGSTER_PG_{name}", value)
+    settings.dagster_home.mkdir(parents=True)
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "deploy" / "dagster.postgres.yaml", settings.dagster_home / "dagster.yaml")
+    yield server.set(database=database).render_as_string(hide_password=False)

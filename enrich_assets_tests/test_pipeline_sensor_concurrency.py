@@ -153,7 +153,14 @@ def test_a_re_recorded_episode_is_requested_again(
     assert tick(again.cursor).run_requests == []
 
 
-def test_concurrent_materializations_lose_nothing(settings, sample_root: Path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
+def test_concurrent_materializations_lose_nothing(
+    settings, sample_root: Path, request: pytest.FixtureRequest, storage: str
+) -> None:  # noqa: ANN001
+    """Two CLI processes at once on overlapping episodes, on the one-machine instance
+    (SQLite) and on the production one (deploy/dagster.postgres.yaml: DAGSTER_PG_* env)."""
+    if storage == "postgres":
+        request.getfixturevalue("postgres_home")
     env = {
         **os.environ,
         "ENRICH_DATA_DIR": str(settings.data_dir),
@@ -193,3 +200,10 @@ def test_concurrent_materializations_lose_nothing(settings, sample_root: Path) -
     assert keyframes.height == 6 * 2 * 5
     assert keyframes.unique(["episode_index", "camera", "frame_index"]).height == keyframes.height
     assert catalog.read("tech_quality").height == 6 * 2 * 5
+    if storage == "postgres":  # the CLI used the production instance, not a SQLite one
+        from dagster_postgres import PostgresRunStorage
+
+        with dagster_instance(settings) as instance:
+            assert isinstance(instance.run_storage, PostgresRunStorage)
+            assert len(instance.get_runs()) >= 2
+        assert not list(settings.dagster_home.rglob("*.db"))

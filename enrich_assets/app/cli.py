@@ -209,6 +209,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from enrich_assets.datasets.diagnosis import render_json, render_text
+    from enrich_assets.datasets.doctor import diagnose
+
+    layout = Path(args.layout) if args.layout else None
+    if layout is not None and not layout.is_file():
+        raise DatasetError(layout, "layout file not found")
+    try:
+        diagnosis = diagnose(args.path, layout)
+    except DatasetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged data must never end in a traceback
+        print(f"error: {args.path}: doctor stopped on {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(render_json(diagnosis) if args.json else render_text(diagnosis))
+    return diagnosis.exit_code()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enrich-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -265,6 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep at most the median cluster's count of episodes per dominant cluster",
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "doctor",
+        help="what a dataset holds and what is wrong with it; exit 0 usable, 1 partly, 2 not",
+    )
+    p.add_argument("path", help="dataset root")
+    p.add_argument("--layout", help="override file to try (default: <root>/enrich-layout.yaml)")
+    p.add_argument("--json", action="store_true", help="the diagnosis as JSON")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -42,6 +42,7 @@ from enrich_assets.store.registry import DatasetRegistry
 REPO_DAGSTER_YAML = DAGSTER_YAML
 # the run's own events go to the instance (UI) and the command's log file; the console
 # shows the command's summary only
+EVENT_BATCH_SIZE = "1000"  # docs/benchmarks.md: Dagster overhead per episode
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -52,6 +53,9 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     if not (home / "dagster.yaml").exists() and REPO_DAGSTER_YAML.exists():
         shutil.copy(REPO_DAGSTER_YAML, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
+    # a range run's per-partition events (planned, materialized) are written in one INSERT
+    # per asset where the storage batches (PostgreSQL), not one per partition
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
     # two processes creating a new SQLite instance at once race on its schema: serialise that
     with instance_lock(home):
         instance = dg.DagsterInstance.get()
@@ -143,7 +147,7 @@ class MaterializeReport:
 def materialize_dataset(
     defs: dg.Definitions,
     settings: Settings,
-    root: str | Path,
+    root: str | Path,  # a path or a URL (a Path would mangle `sqlite:///...`)
     select: str = "*",
     only: list[int] | None = None,
     batch_size: int | None = None,

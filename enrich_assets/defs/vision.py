@@ -1,10 +1,12 @@
 """Vision assets: CLIP embeddings (+ near-duplicate flags), detections, depth.
 
-Models load once per run (the `vision` resource) and see the keyframes of every episode in
+Models load once per asset step (the `vision` resource; in this process, or in Ray actors
+per the `compute:` settings) and see the keyframes of every episode in
 the run packed into full batches (`prepare`); per-episode rows are then cut from the results.
 """
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -25,8 +27,9 @@ from enrich_assets.enrich.vision.detections import (
 from enrich_assets.enrich.vision.embedding import check_embeddings, embedding_rows
 from enrich_assets.infra.partition_keys import parse_partition_key
 from enrich_assets.infra.schema import config_hash, load_yaml
-from enrich_assets.infra.settings import load_settings
+from enrich_assets.infra.settings import ComputeSettings, load_settings
 from enrich_assets.models.registry import ModelSpec, load_model_spec
+from enrich_assets.models.vision.hosts import hosted_model, model_host
 from enrich_assets.store.artifacts import write_artifact
 from enrich_assets.store.images import load_image
 
@@ -40,26 +43,36 @@ def _spec(task: str) -> ModelSpec:
     return load_model_spec(task, profile=PROFILE)
 
 
+def _model_version(task: str) -> dict[str, Any]:
+    """The registry entry that shapes the task's outputs (not the resources it asks for)."""
+    entry = MODELS["models"][_spec(task).name]
+    return {k: v for k, v in entry.items() if k != "resources"}
+
+
 class VisionModels(dg.ConfigurableResource):
-    """Which model profile to use (`tiny` random-init for tests/demo, `real` for hub weights)."""
+    """Which model profile to use (`tiny` random-init for tests/demo, `real` for hub weights),
+    and where the models run (settings `compute:`; local by default, or Ray actors)."""
 
     profile: str = "tiny"
     device: str = "auto"
+    backend: str = "local"
+    ray_address: str = ""
+    actors_per_model: int = 1
+    actor_start_timeout_s: float = 600.0
 
-    def load(self, task: str) -> Any:
-        from enrich_assets.models.vision.depth_estimator import load_depth_estimator
-        from enrich_assets.models.vision.detector import load_detector
-        from enrich_assets.models.vision.image_embedder import load_image_embedder
-
-        loaders = {
-            "embedding": load_image_embedder,
-            "detection": load_detector,
-            "depth": load_depth_estimator,
-        }
-        cache = self.__dict__.setdefault("_models", {})
-        if task not in cache:  # once per run, shared by every partition of the run
-            cache[task] = loaders[task](load_model_spec(task, profile=self.profile), self.device)
-        return cache[task]
+    @contextmanager
+    def model(self, task: str) -> Iterator[tuple[Any, Callable[[], dict[str, Any]]]]:
+        """The task's model for one asset step (loaded once, shared by every partition of the
+        run, freed after), and a function giving the metadata of where it ran."""
+        compute = ComputeSettings(
+            backend=self.backend,  # type: ignore[arg-type]  # validated by ComputeSettings
+            ray_address=self.ray_address,
+            actors_per_model=self.actors_per_model,
+            actor_start_timeout_s=self.actor_start_timeout_s,
+        )
+        host = model_host(compute, self.device)
+        with hosted_model(host, load_model_spec(task, profile=self.profile)) as model:
+            yield model, lambda: host.describe(model)
 
 
 def _batched_keyframes(
@@ -122,7 +135,7 @@ THRESHOLD = DEFAULT_THRESHOLD  # schemas/pipeline.yaml near_duplicates
 
 
 @episode_asset(
-    code_version=config_hash(MODELS["models"][_spec("embedding").name], THRESHOLD),
+    code_version=config_hash(_model_version("embedding"), THRESHOLD),
     deps=[keyframes],
     rules=EMBEDDING_RULES,
     group_name="vision",
@@ -132,38 +145,36 @@ def ai_embedding(
     context: dg.AssetExecutionContext, pipeline: PipelineResource, vision: VisionModels
 ) -> dg.MaterializeResult:
     """CLIP image embeddings per keyframe (L2-normalised), near-duplicate flags per episode."""
-    model = vision.load("embedding")
-    splits_before = model.oom_splits  # counted since load (once per run)
-    prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model.run)
+    with vision.model("embedding") as (model, where):
+        prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model.run)
 
-    def compute(ref: EpisodeRef) -> EpisodeOutput:
-        rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
-        matrix = np.stack([vectors[_key(r)] for r in rows]).astype(np.float32)
-        out = [{**row, **_provenance(model)} for row in embedding_rows(rows, matrix, THRESHOLD)]
-        return EpisodeOutput(
-            out, check_embeddings(matrix, model.dim, [r["tech_image_sha256"] for r in rows])
+        def compute(ref: EpisodeRef) -> EpisodeOutput:
+            rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
+            matrix = np.stack([vectors[_key(r)] for r in rows]).astype(np.float32)
+            out = [{**row, **_provenance(model)} for row in embedding_rows(rows, matrix, THRESHOLD)]
+            return EpisodeOutput(
+                out, check_embeddings(matrix, model.dim, [r["tech_image_sha256"] for r in rows])
+            )
+
+        return materialize_episodes(
+            context,
+            pipeline,
+            "ai_embedding",
+            compute,
+            EMBEDDING_RULES,
+            ["keyframes"],
+            summarize=lambda: {
+                "model_id": model.model_id,
+                "dim": model.dim,
+                "oom_splits": model.oom_splits,
+                **where(),
+            },
+            prepare=prepare,
         )
-
-    return materialize_episodes(
-        context,
-        pipeline,
-        "ai_embedding",
-        compute,
-        EMBEDDING_RULES,
-        ["keyframes"],
-        summarize=lambda: {
-            "model_id": model.model_id,
-            "dim": model.dim,
-            "oom_splits": model.oom_splits - splits_before,
-        },
-        prepare=prepare,
-    )
 
 
 @episode_asset(
-    code_version=config_hash(
-        MODELS["models"][_spec("detection").name], load_yaml("detection_vocabulary.yaml")
-    ),
+    code_version=config_hash(_model_version("detection"), load_yaml("detection_vocabulary.yaml")),
     deps=[keyframes],
     rules=DETECTION_RULES,
     group_name="vision",
@@ -173,43 +184,43 @@ def ai_detections(
     context: dg.AssetExecutionContext, pipeline: PipelineResource, vision: VisionModels
 ) -> dg.MaterializeResult:
     """Text-prompted object detections per keyframe: [{label, confidence, bbox}] in pixels."""
-    model = vision.load("detection")
-    splits_before = model.oom_splits  # counted since load (once per run)
-    dataset_ids = {parse_partition_key(k)[0] for k in context.partition_keys}
-    labels_by_dataset = {d: load_vocabulary(d) for d in dataset_ids}
-    labels = sorted(set().union(*labels_by_dataset.values()))  # one prompt for the whole run
-    prepare, found, rows_by_episode = _batched_keyframes(
-        pipeline, lambda items: model.run(items, labels)
-    )
-
-    def compute(ref: EpisodeRef) -> EpisodeOutput:
-        rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
-        allowed = set(labels_by_dataset[ref.dataset_id])
-        out, per_frame = detection_rows(rows, [found[_key(r)] for r in rows], allowed)
-        out = [{**row, **_provenance(model)} for row in out]
-        sizes = [(r["tech_height"], r["tech_width"]) for r in rows]
-        return EpisodeOutput(
-            out, check_detections(per_frame, sizes, labels_by_dataset[ref.dataset_id])
+    with vision.model("detection") as (model, where):
+        dataset_ids = {parse_partition_key(k)[0] for k in context.partition_keys}
+        labels_by_dataset = {d: load_vocabulary(d) for d in dataset_ids}
+        labels = sorted(set().union(*labels_by_dataset.values()))  # one prompt for the whole run
+        prepare, found, rows_by_episode = _batched_keyframes(
+            pipeline, lambda items: model.run(items, labels)
         )
 
-    return materialize_episodes(
-        context,
-        pipeline,
-        "ai_detections",
-        compute,
-        DETECTION_RULES,
-        ["keyframes"],
-        summarize=lambda: {
-            "model_id": model.model_id,
-            "labels": len(labels),
-            "oom_splits": model.oom_splits - splits_before,
-        },
-        prepare=prepare,
-    )
+        def compute(ref: EpisodeRef) -> EpisodeOutput:
+            rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
+            allowed = set(labels_by_dataset[ref.dataset_id])
+            out, per_frame = detection_rows(rows, [found[_key(r)] for r in rows], allowed)
+            out = [{**row, **_provenance(model)} for row in out]
+            sizes = [(r["tech_height"], r["tech_width"]) for r in rows]
+            return EpisodeOutput(
+                out, check_detections(per_frame, sizes, labels_by_dataset[ref.dataset_id])
+            )
+
+        return materialize_episodes(
+            context,
+            pipeline,
+            "ai_detections",
+            compute,
+            DETECTION_RULES,
+            ["keyframes"],
+            summarize=lambda: {
+                "model_id": model.model_id,
+                "labels": len(labels),
+                "oom_splits": model.oom_splits,
+                **where(),
+            },
+            prepare=prepare,
+        )
 
 
 @episode_asset(
-    code_version=config_hash(MODELS["models"][_spec("depth").name]),
+    code_version=config_hash(_model_version("depth")),
     deps=[keyframes],
     rules=DEPTH_RULES,
     group_name="vision",
@@ -219,33 +230,33 @@ def ai_depth(
     context: dg.AssetExecutionContext, pipeline: PipelineResource, vision: VisionModels
 ) -> dg.MaterializeResult:
     """Depth Anything per keyframe: a float16 map as a content-hashed artifact, with stats."""
-    model = vision.load("depth")
-    splits_before = model.oom_splits  # counted since load (once per run)
-    prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model.run)
+    with vision.model("depth") as (model, where):
+        prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model.run)
 
-    def compute(ref: EpisodeRef) -> EpisodeOutput:
-        rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
-        out = []
-        for r in rows:
-            depth = maps[_key(r)]
-            path = write_artifact(pipeline.artifact_dir, "depth", encode_depth(depth), ".npz")
-            row = depth_row(r, depth, str(path), model.is_metric)
-            out.append({**row, **_provenance(model)})
-        sizes = [(r["tech_height"], r["tech_width"]) for r in rows]
-        return EpisodeOutput(
-            out, check_depth([maps[_key(r)] for r in rows], sizes, model.is_metric)
+        def compute(ref: EpisodeRef) -> EpisodeOutput:
+            rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
+            out = []
+            for r in rows:
+                depth = maps[_key(r)]
+                path = write_artifact(pipeline.artifact_dir, "depth", encode_depth(depth), ".npz")
+                row = depth_row(r, depth, str(path), model.is_metric)
+                out.append({**row, **_provenance(model)})
+            sizes = [(r["tech_height"], r["tech_width"]) for r in rows]
+            return EpisodeOutput(
+                out, check_depth([maps[_key(r)] for r in rows], sizes, model.is_metric)
+            )
+
+        return materialize_episodes(
+            context,
+            pipeline,
+            "ai_depth",
+            compute,
+            DEPTH_RULES,
+            ["keyframes"],
+            summarize=lambda: {
+                "model_id": model.model_id,
+                "oom_splits": model.oom_splits,
+                **where(),
+            },
+            prepare=prepare,
         )
-
-    return materialize_episodes(
-        context,
-        pipeline,
-        "ai_depth",
-        compute,
-        DEPTH_RULES,
-        ["keyframes"],
-        summarize=lambda: {
-            "model_id": model.model_id,
-            "oom_splits": model.oom_splits - splits_before,
-        },
-        prepare=prepare,
-    )

@@ -10,8 +10,9 @@ file (`ENRICH_SETTINGS`, else `enrich-assets.yaml` in the working directory), el
 | batch_size     | ENRICH_BATCH_SIZE       | 64 episodes per run         |
 | schedule_hours | ENRICH_SCHEDULE_HOURS   | 6 (`enrich_missing` period) |
 
-Sections: `vlm:` and `vlm_secondary:` (a VLM client each, see `VLMSettings`) and `language:`
-(the language modules' knobs, `LanguageSection`). Every key is checked: an unknown key, a
+Sections: `vlm:` and `vlm_secondary:` (a VLM client each, see `VLMSettings`), `language:`
+(the language modules' knobs, `LanguageSection`) and `compute:` (where the vision models run,
+`ComputeSettings`). Every key is checked: an unknown key, a
 wrong type or malformed YAML is a `SettingsError`, one line naming file, line and key.
 """
 
@@ -124,6 +125,19 @@ class LanguageSection(_Strict):
         return self.model_dump(exclude_none=True)
 
 
+class ComputeSettings(_Strict):
+    """Where the vision models run (models/vision/hosts.py): in the step's process (`local`), or
+    in actors on a Ray cluster (`ray`), each asking for its model's `resources` (models.yaml)."""
+
+    backend: Literal["local", "ray"] = "local"
+    # "host:port" of a cluster this machine is part of, "ray://host:10001" (Ray Client) for a
+    # remote one; empty: Ray's own choice ($RAY_ADDRESS, else a cluster running here)
+    ray_address: str = ""
+    actors_per_model: int = Field(1, ge=1)
+    # an actor must be placed and have loaded its model by then (autoscaling clusters: minutes)
+    actor_start_timeout_s: float = Field(600.0, gt=0)
+
+
 class Settings(_Strict):
     data_dir: Path
     dataset_roots: tuple[Path, ...] = ()
@@ -135,6 +149,7 @@ class Settings(_Strict):
     vlm: VLMSettings = VLMSettings()
     vlm_secondary: VLMSettings | None = None
     language: LanguageSection = LanguageSection()
+    compute: ComputeSettings = ComputeSettings()
 
     def __init__(self, data_dir: Path | str | None = None, /, **values: Any) -> None:
         if data_dir is not None:
@@ -166,7 +181,12 @@ FILE_KEYS = (
     "batch_size",
     "schedule_hours",
 )
-SECTIONS = {"vlm": VLMSettings, "vlm_secondary": VLMSettings, "language": LanguageSection}
+SECTIONS = {
+    "vlm": VLMSettings,
+    "vlm_secondary": VLMSettings,
+    "language": LanguageSection,
+    "compute": ComputeSettings,
+}
 _ENV = {
     "data_dir": "ENRICH_DATA_DIR",
     "dataset_roots": "ENRICH_DATASET_ROOTS",

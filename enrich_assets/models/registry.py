@@ -24,6 +24,33 @@ TASKS = ("embedding", "detection", "depth", "sentence")
 DEVICE_ENV = "ENRICH_DEVICE"  # e.g. "cpu" or "cuda:1"; overrides the automatic choice
 
 
+RESOURCE_KEYS = ("num_gpus", "num_cpus", "memory_gb")
+
+
+@dataclass(frozen=True)
+class ModelResources:
+    """What one worker holding the model asks the cluster for (compute backend `ray`): whole
+    or fractional GPUs and CPUs, and memory in GiB. The local backend ignores them."""
+
+    num_gpus: float = 0.0
+    num_cpus: float = 1.0
+    memory_gb: float = 2.0
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> ModelResources:
+        """From the `resources:` mapping of a models.yaml entry; `where` names it in errors."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: resources must be a mapping of {', '.join(RESOURCE_KEYS)}")
+        if unknown := sorted(set(raw) - set(RESOURCE_KEYS)):
+            raise ValueError(f"{where}: unknown resources {unknown} (known: {list(RESOURCE_KEYS)})")
+        for key, value in raw.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{where}: resources.{key} must be a number >= 0, got {value!r}")
+        if raw.get("memory_gb") == 0:
+            raise ValueError(f"{where}: resources.memory_gb must be > 0")
+        return cls(**{k: float(v) for k, v in raw.items()})
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -39,6 +66,7 @@ class ModelSpec:
     params: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
+    resources: ModelResources = ModelResources()
 
     def batch_size_for(self, device: torch.device) -> int:
         return int(self.batch_size.get(device.type, self.batch_size.get("cpu", 4)))
@@ -77,6 +105,7 @@ def load_model_spec(
     known = {f.name for f in dataclasses.fields(ModelSpec)}
     if unknown := set(entry) - known:
         raise ValueError(f"{path}: model {name!r} has unknown fields {sorted(unknown)}")
+    entry["resources"] = ModelResources.parse(entry.get("resources", {}), f"{path}: {name}")
     spec = ModelSpec(name=name, **entry)
     if spec.task != task:
         raise ValueError(f"{path}: model {name!r} is for task {spec.task!r}, not {task!r}")

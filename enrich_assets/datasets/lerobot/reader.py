@@ -4,6 +4,10 @@ Both produce `EpisodeRef`s; everything downstream is format-blind. A reader vali
 what is dataset-wide (info.json, path templates) when it opens, and what belongs to one
 episode only when that episode is read, so one damaged episode fails alone.
 
+A layout override (`layout.py`, `enrich-layout.yaml` beside the dataset) changes the path
+templates and renames features: the reader then speaks LeRobot names (cameras, the columns
+`read_frames` returns) while finding the files under the names they really have.
+
 Per-episode problems found while listing (a file that is a symlink out of the root, a row
 range past its data file) do not stop the listing: they are kept on the episode's ref
 (`EpisodeRef.problem`) and raised when that episode is read (`read_frames`), so only its
@@ -15,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,7 @@ import pyarrow.parquet as pq
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.errors import DatasetError, EpisodeError
+from enrich_assets.datasets.lerobot.layout import LAYOUT_FILE, layout_path, resolve
 from enrich_assets.datasets.video import VideoSlice
 from enrich_assets.infra.files import stat_signature
 
@@ -43,6 +49,7 @@ META_GLOBS = (
     "meta/episodes.jsonl",
     "meta/episodes_stats.jsonl",
     "meta/episodes/*/*.parquet",
+    LAYOUT_FILE,  # an override changes where the files are and what they are called
 )
 
 
@@ -142,13 +149,16 @@ class ParquetRows:
     row_range: tuple[int, int] | None
     episode_index: int
     length: int
+    # LeRobot name -> the file's own name, from a layout override (`enrich-layout.yaml`)
+    columns: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def location(self) -> str:
         return str(self.data_file)
 
     def read(self, columns: Sequence[str]) -> pa.Table:
-        """The episode's rows of its data file, checked against what the metadata promised."""
+        """The episode's rows of its data file, checked against what the metadata promised;
+        columns under their LeRobot names whatever the file calls them."""
         path = self.data_file
         if not path.is_file():
             raise EpisodeError(path, f"data file of episode {self.episode_index} is missing")
@@ -158,10 +168,12 @@ class ParquetRows:
             )
         try:
             schema = pq.read_schema(path)
-            wanted = [c for c in dict.fromkeys(("frame_index", *columns)) if c in schema.names]
+            names = {self.columns.get(c, c): c for c in dict.fromkeys(("frame_index", *columns))}
+            wanted = [c for c in names if c in schema.names]
+            episode_column = self.columns.get("episode_index", "episode_index")
             table = pq.read_table(
-                path, columns=wanted, filters=[("episode_index", "=", self.episode_index)]
-            )
+                path, columns=wanted, filters=[(episode_column, "=", self.episode_index)]
+            ).rename_columns([names[c] for c in wanted])
         except (pa.ArrowInvalid, OSError) as exc:
             raise EpisodeError(path, f"unreadable parquet ({exc})") from exc
         if table.num_rows != self.length:
@@ -178,11 +190,12 @@ class LeRobotReader:
 
     format = "lerobot"
 
-    def __init__(self, root: Path, dataset_id: str) -> None:
+    def __init__(self, root: Path, dataset_id: str, layout: Path | None = None) -> None:
         self.root = root
         self.location = str(root)
         self.dataset_id = dataset_id
-        self.info = read_info(root)
+        self.layout = resolve(read_info(root), layout_path(root, layout))
+        self.info = self.layout.info
         self.version = str(self.info["codebase_version"])
         if not self.version.startswith(("v2", "v3")):
             raise DatasetError(
@@ -206,13 +219,17 @@ class LeRobotReader:
                 continue
             try:
                 relative = template.format(
-                    video_key=self.cameras[0] if self.cameras else "", **probe
+                    video_key=self.on_disk(self.cameras[0]) if self.cameras else "", **probe
                 )
             except (KeyError, IndexError, ValueError) as exc:
                 raise DatasetError(
                     self.root / "meta/info.json", f"bad {name} template {template!r}"
                 ) from exc
             _inside(self.root, relative, name)
+
+    def on_disk(self, name: str) -> str:
+        """The name the files use for a LeRobot feature name (they differ under an override)."""
+        return self.layout.on_disk.get(name, name)
 
     def episodes(self) -> list[EpisodeRef]:
         rows = self._episode_rows()
@@ -227,7 +244,7 @@ class LeRobotReader:
                 raise DatasetError(self.root / "meta/episodes", "no episode metadata parquet files")
             required = [
                 *V3_EPISODE_COLUMNS,
-                *(f"videos/{c}/{k}" for c in self.cameras for k in V3_VIDEO_COLUMNS),
+                *(f"videos/{self.on_disk(c)}/{k}" for c in self.cameras for k in V3_VIDEO_COLUMNS),
             ]
             rows: list[dict] = []
             for f in files:
@@ -283,7 +300,8 @@ class LeRobotReader:
         file) order, concatenated, as LeRobot loads them (computed once per reader)."""
         if self._offsets is None:
             self._offsets, offset = {}, 0
-            for other in sorted((self.root / "data").glob("chunk-*/file-*.parquet")):
+            pattern = re.sub(r"\{[^}]*\}", "*", self.info["data_path"])  # every data file
+            for other in sorted(self.root.glob(pattern)):
                 self._offsets[other.resolve()] = offset
                 count = self._rows_in(other.resolve())
                 offset += count if isinstance(count, int) else 0
@@ -343,14 +361,14 @@ class LeRobotReader:
                 cam: VideoSlice(
                     self._path(
                         self.info["video_path"].format(
-                            video_key=cam,
-                            chunk_index=row[f"videos/{cam}/chunk_index"],
-                            file_index=row[f"videos/{cam}/file_index"],
+                            video_key=self.on_disk(cam),
+                            chunk_index=row[f"videos/{self.on_disk(cam)}/chunk_index"],
+                            file_index=row[f"videos/{self.on_disk(cam)}/file_index"],
                         ),
                         index,
                         problems,
                     ),
-                    float(row[f"videos/{cam}/from_timestamp"]),
+                    float(row[f"videos/{self.on_disk(cam)}/from_timestamp"]),
                 )
                 for cam in self.cameras
             }
@@ -363,7 +381,9 @@ class LeRobotReader:
             videos = {
                 cam: VideoSlice(
                     self._path(
-                        self.info["video_path"].format(video_key=cam, **loc), index, problems
+                        self.info["video_path"].format(video_key=self.on_disk(cam), **loc),
+                        index,
+                        problems,
                     )
                 )
                 for cam in self.cameras
@@ -375,7 +395,7 @@ class LeRobotReader:
             found = self._range_problem(index, data_file, row_range, length)
             problems += [found] if found else []
         return EpisodeRef(
-            table=ParquetRows(data_file, row_range, index, length),
+            table=ParquetRows(data_file, row_range, index, length, dict(self.layout.on_disk)),
             frames=dict(videos),
             signature=episode_signature(row, own_files),
             problem=problems[0] if problems else None,
@@ -394,7 +414,9 @@ def _relative(root: Path, path: Path) -> str:
         return str(path)
 
 
-def open_lerobot(root: Path, dataset_id: str) -> LeRobotReader:
+def open_lerobot(root: Path, dataset_id: str, layout: Path | None = None) -> LeRobotReader:
+    """The dataset at `root`, read through the layout override `layout`, else through the
+    `enrich-layout.yaml` beside it, if any."""
     if not root.is_dir():
         raise DatasetError(root, "dataset root is not a directory")
-    return LeRobotReader(root, dataset_id)
+    return LeRobotReader(root, dataset_id, layout)

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.errors import DatasetError, EpisodeError
 from enrich_assets.datasets.frames import FrameInfo
-from enrich_assets.datasets.hdf5.frames import decode_image, image_kind
+from enrich_assets.datasets.image_bytes import decode_image, image_kind
 from enrich_assets.datasets.sql.source import SqlSource, parse_sql_location
 
 REQUIRED = ("id", "episode_id", "frame_index", "image")  # timestamp and task are optional

@@ -9,21 +9,24 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
+from functools import cache
+from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PIL import Image
 
 from enrich_assets.enrich.derived.clusters import NOISE
 from enrich_assets.store.images import contact_sheet
 
+if TYPE_CHECKING:  # matplotlib is imported where a plot is drawn: it costs seconds
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
+
 FIGSIZE = (4.0, 3.0)
 DPI = 80
 MAP_POINTS = 10_000  # the embedding map plots at most this many keyframes
 NOISE_COLOUR = "#b0b0b0"
-PALETTE = matplotlib.colormaps["tab20"]
 
 
 def png_markdown(png: bytes, alt: str) -> str:
@@ -32,7 +35,17 @@ def png_markdown(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-def _axes(title: str) -> tuple[Figure, matplotlib.axes.Axes]:
+@cache
+def _palette() -> Colormap:
+    import matplotlib
+
+    return matplotlib.colormaps["tab20"]
+
+
+def _axes(title: str) -> tuple[Figure, Axes]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=FIGSIZE, dpi=DPI)
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
@@ -56,7 +69,7 @@ def _image_png(image: np.ndarray) -> bytes:
 
 def _colour(label: int) -> str | tuple[float, ...]:
     """One colour per cluster id, the same in every plot."""
-    return NOISE_COLOUR if label == NOISE else PALETTE(int(label) % PALETTE.N)
+    return NOISE_COLOUR if label == NOISE else _palette()(int(label) % _palette().N)
 
 
 def project_2d(embeddings: np.ndarray) -> np.ndarray:
@@ -107,7 +120,7 @@ def bar_png(
     values = np.asarray(values)
     at = np.arange(len(values))
     figure, ax = _axes(title)
-    ax.bar(at, values, color=list(colours) if colours is not None else PALETTE(0))
+    ax.bar(at, values, color=list(colours) if colours is not None else _palette()(0))
     names = names if names is not None and len(values) <= 30 else [""] * len(values)
     ax.set_xticks(at, names)
     ax.set_xlabel(xlabel, fontsize=7)
@@ -143,7 +156,7 @@ def histogram_png(
     if len(values) == 0:
         raise ValueError(f"histogram {title!r}: no finite values")
     figure, ax = _axes(f"{title} (n={len(values)})")
-    ax.hist(values, bins=bins, range=value_range, color=PALETTE(0))
+    ax.hist(values, bins=bins, range=value_range, color=_palette()(0))
     ax.set_xlabel(xlabel, fontsize=7)
     ax.set_ylabel("keyframes", fontsize=7)
     return _figure_png(figure)

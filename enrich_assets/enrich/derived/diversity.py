@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.stats import rankdata
 
 from enrich_assets.store.vector_index import chunks, unit_rows
 
@@ -30,6 +28,9 @@ def episode_sums(
     embeddings: np.ndarray, episodes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(episode ids, sum of unit keyframe embeddings per episode, keyframe counts)."""
+    # imported here: scipy costs seconds at import, paid by every step process otherwise
+    from scipy.sparse import coo_matrix
+
     ids, pos = np.unique(np.asarray(episodes), return_inverse=True)
     sums = np.zeros((len(ids), embeddings.shape[1]), np.float64)
     for part in chunks(len(embeddings)):
@@ -53,6 +54,8 @@ def episode_diversity(
 
 def percentile(values: np.ndarray) -> np.ndarray:
     """Dataset-relative rank in [0, 100] (0 = lowest); NaN stays NaN."""
+    from scipy.stats import rankdata
+
     finite = np.isfinite(values)
     out = np.full(len(values), np.nan, np.float32)
     ranks = rankdata(values[finite])  # ties share their average rank

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from enrich_assets.infra.schema import pipeline_config
 from enrich_assets.store.vector_index import IndexParams, KeyframeIndex
@@ -140,6 +138,10 @@ def _pair_positions(nd: NearDuplicateIndex) -> np.ndarray:
 
 def keyframe_duplicates(nd: NearDuplicateIndex) -> KeyframeDuplicates:
     """Union the pairs into groups; every member points at the group's earliest keyframe."""
+    # imported here: scipy costs seconds at import, paid by every step process otherwise
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = len(nd.ids)
     pos = _pair_positions(nd)
     graph = coo_matrix((np.ones(len(pos), np.int8), (pos[:, 0], pos[:, 1])), shape=(n, n))
