@@ -10,6 +10,7 @@ from enrich_assets.defs import (
     derived,
     episode,
     language,
+    sql_writeback,
     vision,
     vlm_resource,
     writeback,
@@ -29,7 +30,7 @@ def build_definitions() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
-            [episode, vision, language, consistency, writeback, derived, curation]
+            [episode, vision, language, consistency, writeback, sql_writeback, derived, curation]
         ),
         jobs=[enrich_episodes_job, export_dataset],
         sensors=[new_episodes, rerun_stale_partitions, finish_partial_ranges, enrichment_alerts],

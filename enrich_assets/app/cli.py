@@ -62,7 +62,7 @@ def _print_runs_and_log(args: argparse.Namespace, report: Any) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from enrich_assets.app.status import dataset_status
 
-    print(dataset_status(load_settings(), Path(args.dataset)))
+    print(dataset_status(load_settings(), args.dataset))
     return 0
 
 

@@ -16,7 +16,7 @@ from enrich_assets.store.episode_log import STATUS, VALIDATION
 from enrich_assets.store.registry import DatasetRegistry
 
 
-def dataset_status(settings: Settings, root: Path) -> str:
+def dataset_status(settings: Settings, root: str | Path) -> str:
     dataset_id = DatasetRegistry(settings.registry_path).register(root)
     instance = dagster_instance(settings)
     prefix = dataset_prefix(dataset_id)

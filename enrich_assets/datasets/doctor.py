@@ -7,8 +7,9 @@ from pathlib import Path
 
 from enrich_assets.datasets.diagnosis import Diagnosis, Finding, Inspector
 from enrich_assets.datasets.lerobot.doctor import LEROBOT
+from enrich_assets.datasets.reader_doctor import READERS
 
-INSPECTORS: tuple[Inspector, ...] = (LEROBOT,)
+INSPECTORS: tuple[Inspector, ...] = (LEROBOT, READERS)
 
 
 def diagnose(target: str, layout: Path | None = None) -> Diagnosis:

@@ -27,6 +27,8 @@ class EpisodeRef:
     # what the reader found wrong with this episode alone; raised by `check()` (and so by
     # `read_frames`), so only this episode's partition fails
     problem: EpisodeError | None = field(default=None, compare=False, repr=False)
+    # the source holds only frames someone chose (a SQL table of clips): each is a keyframe
+    every_frame_is_keyframe: bool = False
 
     @property
     def cameras(self) -> list[str]:

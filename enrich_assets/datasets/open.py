@@ -19,6 +19,9 @@ from enrich_assets.datasets.hdf5.reader import change_signature as hdf5_signatur
 from enrich_assets.datasets.lerobot.reader import is_lerobot_root, metadata_signature, open_lerobot
 from enrich_assets.datasets.rlds.reader import RLDSReader, is_rlds_builder
 from enrich_assets.datasets.rlds.reader import change_signature as rlds_signature
+from enrich_assets.datasets.sql.reader import SqlReader
+from enrich_assets.datasets.sql.reader import change_signature as sql_signature
+from enrich_assets.datasets.sql.source import is_sql_url, normalize_sql_url
 
 
 class DatasetReader(Protocol):
@@ -67,6 +70,12 @@ FORMATS: tuple[DatasetFormat, ...] = (
         lambda location, dataset_id: RLDSReader(Path(location), dataset_id),
         rlds_signature,
     ),
+    DatasetFormat(
+        "sql",  # a SQLAlchemy URL naming a table of frames: sqlite:///clips.db?table=clips
+        is_sql_url,
+        SqlReader,
+        sql_signature,
+    ),
 )
 
 
@@ -77,6 +86,8 @@ def is_url(location: str) -> bool:
 def normalize_location(location: str | Path) -> str:
     """A URL as given; a path made absolute (symlinks resolved), so one dataset has one id."""
     text = str(location)
+    if is_sql_url(text):
+        return normalize_sql_url(text)
     return text if is_url(text) else str(Path(text).resolve())
 
 

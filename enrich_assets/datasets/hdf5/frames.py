@@ -8,17 +8,16 @@ at most `SLAB` frames), never the whole array.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from enrich_assets.datasets.errors import EpisodeError
 from enrich_assets.datasets.frames import FrameInfo
+from enrich_assets.datasets.image_bytes import decode_image, image_kind
 
 SLAB = 32  # frames read at once along a contiguous run of positions
 
@@ -28,25 +27,8 @@ def encoded(ds: h5py.Dataset) -> bool:
     return ds.ndim in (1, 2) and (ds.dtype.kind in "OSV" or ds.dtype == np.uint8)
 
 
-def image_kind(data: bytes) -> str:
-    if data[:3] == b"\xff\xd8\xff":
-        return "jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "png"
-    return "encoded"
-
-
 def _bytes(item: object) -> bytes:
     return item if isinstance(item, bytes) else np.asarray(item, np.uint8).tobytes()
-
-
-def decode_image(data: bytes, where: str) -> np.ndarray:
-    """uint8 HxWx3 RGB from JPEG/PNG bytes; EpisodeError naming `where` when corrupt."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise EpisodeError(where, f"corrupt image ({exc})") from exc
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from tfrecord import example_pb2
 
 from enrich_assets.datasets.errors import EpisodeError
 from enrich_assets.datasets.frames import FrameInfo
-from enrich_assets.datasets.hdf5.frames import decode_image, image_kind
+from enrich_assets.datasets.image_bytes import decode_image, image_kind
 from enrich_assets.datasets.rlds import tfrecord
 from enrich_assets.datasets.rlds.features import Leaf
 

@@ -144,7 +144,9 @@ def extract_keyframes(ref: EpisodeRef, policy: KeyframePolicy) -> list[Keyframe]
                 [grey(img[::8, ::8]) / 255.0 for _, img in source.iter_at(every, times, ref.fps)]
             )
 
-        picks = select_keyframes(policy, timestamps, thumbs)
+        picks = (
+            every if ref.every_frame_is_keyframe else select_keyframes(policy, timestamps, thumbs)
+        )
         images = frames_at(source, picks, times[picks], ref.fps)
         keyframes.extend(
             Keyframe(camera, int(frame_indices[p]), float(timestamps[p]), img)

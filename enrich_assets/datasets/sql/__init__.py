@@ -1,0 +1,1 @@
+"""Database-backed datasets: one table of frames (the guide's `clips` table)."""
