@@ -1,10 +1,12 @@
 """Vision assets: CLIP embeddings (+ near-duplicate flags), detections, depth.
 
 Models load once per run (the `vision` resource) and see the keyframes of every episode in
-the run packed into full batches (`prepare`); per-episode rows are then cut from the results.
+the run packed into full batches (`prepare`), read from the cache through the feeder
+(models/vision/feeder.py); per-episode rows are then cut from the results.
 """
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -27,8 +29,9 @@ from enrich_assets.infra.partition_keys import parse_partition_key
 from enrich_assets.infra.schema import config_hash, load_yaml
 from enrich_assets.infra.settings import load_settings
 from enrich_assets.models.registry import ModelSpec, load_model_spec
+from enrich_assets.models.vision.feeder import feed
 from enrich_assets.store.artifacts import write_artifact
-from enrich_assets.store.images import load_image
+from enrich_assets.store.images import load_images
 
 PROFILE = load_settings().model_profile
 MODELS = load_yaml("models.yaml")
@@ -41,10 +44,12 @@ def _spec(task: str) -> ModelSpec:
 
 
 class VisionModels(dg.ConfigurableResource):
-    """Which model profile to use (`tiny` random-init for tests/demo, `real` for hub weights)."""
+    """Which model profile to use (`tiny` random-init for tests/demo, `real` for hub weights),
+    on which device, and how many threads read keyframes ahead of the models (0: inline)."""
 
     profile: str = "tiny"
     device: str = "auto"
+    loader_workers: int = 1
 
     def load(self, task: str) -> Any:
         from enrich_assets.models.vision.depth_estimator import load_depth_estimator
@@ -64,9 +69,11 @@ class VisionModels(dg.ConfigurableResource):
 
 def _batched_keyframes(
     pipeline: PipelineResource,
+    vision: VisionModels,
     run: Callable[[Iterator[tuple[Key, np.ndarray]]], Iterator[tuple[Key, Any]]],
 ) -> tuple[Callable[[list[EpisodeRef]], None], dict[Key, Any], dict[Episode, list[dict]]]:
-    """A `prepare` hook that runs a model over all keyframes of the run's episodes at once."""
+    """A `prepare` hook that runs a model over all keyframes of the run's episodes at once,
+    each read once from the cache."""
     results: dict[Key, Any] = {}
     rows_by_episode: dict[Episode, list[dict]] = {}
 
@@ -78,15 +85,9 @@ def _batched_keyframes(
             if part.height:
                 rows = part.sort(["camera", "frame_index"]).iter_rows(named=True)
                 rows_by_episode[(ref.dataset_id, ref.episode_index)] = list(rows)
-        items = (
-            (
-                _key(r),
-                load_image(pipeline.artifact_dir, r["tech_image_path"]),
-            )
-            for rows in rows_by_episode.values()
-            for r in rows
-        )
-        results.update(run(items))
+        items = [(_key(r), r["tech_image_path"]) for rows in rows_by_episode.values() for r in rows]
+        load = partial(load_images, pipeline.artifact_dir)
+        results.update(run(feed(items, load, workers=vision.loader_workers)))
 
     return prepare, results, rows_by_episode
 
@@ -134,7 +135,7 @@ def ai_embedding(
     """CLIP image embeddings per keyframe (L2-normalised), near-duplicate flags per episode."""
     model = vision.load("embedding")
     splits_before = model.oom_splits  # counted since load (once per run)
-    prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model.run)
+    prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, vision, model.run)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
@@ -179,7 +180,7 @@ def ai_detections(
     labels_by_dataset = {d: load_vocabulary(d) for d in dataset_ids}
     labels = sorted(set().union(*labels_by_dataset.values()))  # one prompt for the whole run
     prepare, found, rows_by_episode = _batched_keyframes(
-        pipeline, lambda items: model.run(items, labels)
+        pipeline, vision, lambda items: model.run(items, labels)
     )
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
@@ -221,7 +222,7 @@ def ai_depth(
     """Depth Anything per keyframe: a float16 map as a content-hashed artifact, with stats."""
     model = vision.load("depth")
     splits_before = model.oom_splits  # counted since load (once per run)
-    prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model.run)
+    prepare, maps, rows_by_episode = _batched_keyframes(pipeline, vision, model.run)
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
