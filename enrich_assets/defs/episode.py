@@ -9,6 +9,7 @@ from enrich_assets.defs.metadata import contact_sheet_metadata
 from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.enrich.episode.keyframes import (
+    FRAME_COLUMNS,
     KeyframePolicy,
     check_keyframes,
     extract_keyframes,
@@ -70,8 +71,9 @@ def keyframes(
     sample: list[np.ndarray] = []  # the first keyframes of the run, for a contact sheet
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
-        frames = extract_keyframes(ref, policy)
-        timestamps = read_frames(ref, ("timestamp", "episode_index")).column("timestamp").to_numpy()
+        table = read_frames(ref, FRAME_COLUMNS)
+        frames = extract_keyframes(ref, policy, table)
+        timestamps = table.column("timestamp").to_numpy()
         paths = [
             path
             for camera in ref.cameras
