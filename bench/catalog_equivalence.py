@@ -4,7 +4,8 @@
 
 Compares the per-keyframe tables of two data dirs (e.g. the same dataset materialized before
 and after the keyframe cache changed from PNG to raw arrays): every column except the
-cache's own reference (`tech_image_path`), run-specific ones and the model provenance.
+cache's own reference (`tech_image_path`) and the run's bookkeeping (`code_version`, which
+the cache format is part of, `run_id`, `created_at`).
 Numbers: max abs difference; lists (embeddings): max abs element difference; anything else
 must be equal. Prints one line per table and exits 1 if a value differs beyond `--tolerance`.
 """
@@ -20,7 +21,7 @@ import polars as pl
 
 TABLES = ("keyframes", "tech_quality", "ai_embedding", "ai_detections", "ai_depth")
 KEY = ["dataset_id", "episode_index", "camera", "frame_index"]
-SKIP = {"tech_image_path"}
+SKIP = {"tech_image_path", "code_version", "run_id", "created_at"}  # the cache; per run
 
 
 def read(data_dir: Path, table: str) -> pl.DataFrame:
@@ -36,7 +37,7 @@ def differences(a: pl.DataFrame, b: pl.DataFrame) -> dict[str, float]:
         return {"<keys>": float("inf")}
     out = {}
     for column in a.columns:
-        if column in SKIP or column not in b.columns or column.startswith("_"):
+        if column in SKIP or column not in b.columns:
             continue
         x, y = a[column], b[column]
         if x.dtype.is_numeric() and not x.dtype == pl.Boolean:
