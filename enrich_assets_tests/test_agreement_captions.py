@@ -24,7 +24,7 @@ from enrich_assets.models.registry import load_model_spec
 from enrich_assets.models.sentence_embedder import load_sentence_embedder
 from enrich_assets.models.vlm.factory import build_client
 from enrich_assets.models.vlm.stub_server import LocalStubServer
-from enrich_assets.store.images import save_image
+from enrich_assets.store.images import save_keyframes
 
 SETTINGS = LanguageSettings()
 CAM = "observation.images.top"
@@ -117,7 +117,7 @@ def keyframe_tables(tmp_path, n_episodes=3, frames=(0, 10)):
     for episode in range(n_episodes):
         for frame in frames:
             image = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
-            path = save_image(tmp_path, image)
+            (path,) = save_keyframes(tmp_path, [image])
             images[episode, frame] = image
             rows.append(("ds", episode, CAM, frame, str(path)))
     keyframes = pl.DataFrame(

@@ -14,6 +14,7 @@ from enrich_assets.app.cli import main
 from enrich_assets.app.run_driver import materialize_dataset
 from enrich_assets.store.catalog import Catalog
 from enrich_assets.store.episode_view import episode_view
+from enrich_assets.store.images import load_image
 
 DERIVED = "ai_semantic_cluster,ai_near_duplicates,ai_episode_diversity,ai_search_index"
 
@@ -75,7 +76,8 @@ def test_derived_search_and_export(settings, sample_root: Path, capsys) -> None:
     assert Image.open(sheet).size == (4 * 96, 2 * 96)
     # an example image finds itself first
     first = keyframes.sort("episode_index", "camera", "frame_index").row(7, named=True)
-    image = settings.artifact_dir / first["tech_image_path"]
+    image = settings.data_dir.parent / "query.png"  # a person's picture file, from the cache
+    Image.fromarray(load_image(settings.artifact_dir, first["tech_image_path"])).save(image)
     assert main(["search", "--image", str(image), "--dataset", str(sample_root), "--k", "1"]) == 0
     best = capsys.readouterr().out.splitlines()[2].split()
     assert (int(best[0]), int(best[1]), best[2]) == (

@@ -81,9 +81,12 @@ def iter_decode_at(
     try:
         with container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            tb = float(stream.time_base)
             targets = [float(timestamps[i]) for i in order]
+            if _dense(targets, fps):
+                stream.thread_type = "AUTO"
+            else:  # a few frames per seek: decoder threads cost more than they give back
+                stream.codec_context.thread_count = 1
+            tb = float(stream.time_base)
             frames = _frames_after_seeks(container, stream, targets, tb)
             for slot, target, frame in zip(order, targets, frames, strict=True):
                 if frame is None or abs(frame.pts * tb - target) > tolerance:
@@ -93,6 +96,15 @@ def iter_decode_at(
                 yield int(slot), frame.to_ndarray(format="rgb24")
     except av.error.FFmpegError as exc:
         raise EpisodeError(path, f"video is corrupt or truncated ({exc})") from exc
+
+
+def _dense(targets: list[float], fps: float) -> bool:
+    """Whether the sorted targets are mostly consecutive frames (decoded without seeking).
+
+    Measured on the real AV1 fixture: 5 keyframes per episode cost half the CPU with one
+    decoder thread (docs/benchmarks.md); decoding every frame wants frame threads.
+    """
+    return len(targets) > 1 and float(np.median(np.diff(targets))) <= 2.0 / fps
 
 
 def _frames_after_seeks(container, stream, targets: list[float], tb: float) -> Iterator:  # noqa: ANN001

@@ -8,6 +8,7 @@ from enrich_assets.defs.metadata import contact_sheet_metadata
 from enrich_assets.defs.per_episode import EpisodeOutput, episode_asset, materialize_episodes
 from enrich_assets.defs.resources import PipelineResource
 from enrich_assets.enrich.episode.keyframes import (
+    FRAME_COLUMNS,
     KeyframePolicy,
     check_keyframes,
     extract_keyframes,
@@ -17,9 +18,10 @@ from enrich_assets.enrich.episode.quality import QualityConfig, check_quality, s
 from enrich_assets.enrich.monitoring.alerts import QUALITY_DROP
 from enrich_assets.enrich.rules import Severity
 from enrich_assets.infra.schema import config_hash, pipeline_config
-from enrich_assets.store.images import load_image, save_image
+from enrich_assets.store.images import load_images, save_keyframes
 
 CODE_VERSION = "1"  # bump when the code (not the config) of these assets changes its output
+CACHE_FORMAT = "npy-per-camera"  # store/images.py: how keyframes' tech_image_path is stored
 KEYFRAME_CONFIG = pipeline_config("keyframes")
 QUALITY_CONFIG = pipeline_config("quality")
 
@@ -54,7 +56,7 @@ def episode_manifest(
 
 
 @episode_asset(
-    code_version=config_hash(CODE_VERSION, KEYFRAME_CONFIG),
+    code_version=config_hash(CODE_VERSION, KEYFRAME_CONFIG, CACHE_FORMAT),
     deps=[episode_manifest],
     rules=KEYFRAME_RULES,
     group_name="ingest",
@@ -63,14 +65,22 @@ def episode_manifest(
 def keyframes(
     context: dg.AssetExecutionContext, pipeline: PipelineResource
 ) -> dg.MaterializeResult:
-    """Keyframes per camera, decoded once (seeking) and cached as PNGs named by content hash."""
+    """Keyframes per camera, decoded once (seeking) and cached raw, one memory-mappable file
+    per camera named by content hash."""
     policy = keyframe_policy()
     sample: list[np.ndarray] = []  # the first keyframes of the run, for a contact sheet
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
-        frames = extract_keyframes(ref, policy)
-        timestamps = read_frames(ref, ("timestamp", "episode_index")).column("timestamp").to_numpy()
-        paths = [str(save_image(pipeline.artifact_dir, kf.image)) for kf in frames]
+        table = read_frames(ref, FRAME_COLUMNS)
+        frames = extract_keyframes(ref, policy, table)
+        timestamps = table.column("timestamp").to_numpy()
+        paths = [
+            path
+            for camera in ref.cameras
+            for path in save_keyframes(
+                pipeline.artifact_dir, [f.image for f in frames if f.camera == camera]
+            )
+        ]
         rows = keyframe_rows(frames, paths)
         outcomes = check_keyframes(
             ref.cameras, [(f.camera, f.timestamp) for f in frames], timestamps
@@ -103,13 +113,10 @@ def tech_quality(
 
     def compute(ref: EpisodeRef) -> EpisodeOutput:
         kf = pipeline.catalog.read_part("keyframes", ref.dataset_id, f"{ref.episode_index:06d}")
+        images = load_images(pipeline.artifact_dir, kf["tech_image_path"].to_list())
         rows = [
-            {
-                "camera": k["camera"],
-                "frame_index": k["frame_index"],
-                **score_image(load_image(pipeline.artifact_dir, k["tech_image_path"]), cfg),
-            }
-            for k in kf.iter_rows(named=True)
+            {"camera": k["camera"], "frame_index": k["frame_index"], **score_image(image, cfg)}
+            for k, image in zip(kf.iter_rows(named=True), images, strict=True)
         ]
         scored.extend(rows)
         return EpisodeOutput(rows, check_quality(rows, kf.height))

@@ -1,12 +1,14 @@
 """Vision assets: CLIP embeddings (+ near-duplicate flags), detections, depth.
 
 Models load once per asset step (the `vision` resource; in this process, or in Ray actors
-per the `compute:` settings) and see the keyframes of every episode in
-the run packed into full batches (`prepare`); per-episode rows are then cut from the results.
+per the `compute:` settings) and see the keyframes of every episode in the run packed into
+full batches (`prepare`), read from the cache through the feeder (models/vision/feeder.py);
+per-episode rows are then cut from the results.
 """
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -36,10 +38,11 @@ from enrich_assets.models.registry import (
     load_model_spec,
     profile_model,
 )
+from enrich_assets.models.vision.feeder import feed
 from enrich_assets.models.vision.hosts import hosted_model, model_host
 from enrich_assets.models.vision.loading import load_vision_model
 from enrich_assets.store.artifacts import write_artifact
-from enrich_assets.store.images import load_image
+from enrich_assets.store.images import load_images
 
 PROFILE = load_settings().model_profile
 MODELS = load_yaml("models.yaml")
@@ -59,10 +62,12 @@ def _model_version(task: str) -> dict[str, Any]:
 
 class VisionModels(dg.ConfigurableResource):
     """Which model profile to use (`tiny` random-init for tests/demo, `real` for hub weights),
-    and where the models run (settings `compute:`; local by default, or Ray actors)."""
+    and where the models run (settings `compute:`; local by default, or Ray actors), and how
+    many threads read keyframes ahead of the models (0: inline)."""
 
     profile: str = "tiny"
     device: str = "auto"
+    loader_workers: int = 1
     backend: str = "local"
     ray_address: str = ""
     actors_per_model: int = 1
@@ -99,12 +104,14 @@ class VisionModels(dg.ConfigurableResource):
 
 def _batched_keyframes(
     pipeline: PipelineResource,
+    vision: VisionModels,
     model: Any,
     run: Callable[[Iterator[tuple[Key, np.ndarray]]], Iterator[tuple[Key, Any]]],
     meter: RunMeter,
 ) -> tuple[Callable[[list[EpisodeRef]], None], dict[Key, Any], dict[Episode, list[dict]]]:
     """A `prepare` hook that runs a model over all keyframes of the run's episodes at once,
-    and reports the model's batch latencies to the run's `meter`."""
+    each read once from the cache, and reports the model's batch latencies to the run's
+    `meter`."""
     results: dict[Key, Any] = {}
     rows_by_episode: dict[Episode, list[dict]] = {}
 
@@ -117,15 +124,9 @@ def _batched_keyframes(
             if part.height:
                 rows = part.sort(["camera", "frame_index"]).iter_rows(named=True)
                 rows_by_episode[(ref.dataset_id, ref.episode_index)] = list(rows)
-        items = (
-            (
-                _key(r),
-                load_image(pipeline.artifact_dir, r["tech_image_path"]),
-            )
-            for rows in rows_by_episode.values()
-            for r in rows
-        )
-        results.update(run(items))
+        items = [(_key(r), r["tech_image_path"]) for rows in rows_by_episode.values() for r in rows]
+        load = partial(load_images, pipeline.artifact_dir)
+        results.update(run(feed(items, load, workers=vision.loader_workers)))
         meter.add_batches(model.model_id, model.batch_seconds[timed:])
 
     return prepare, results, rows_by_episode
@@ -193,7 +194,9 @@ def ai_embedding(
     with vision.model("embedding") as (model, where):
         licence = licence_metadata(context, model.provenance)  # warns at load
         meter = RunMeter()
-        prepare, vectors, rows_by_episode = _batched_keyframes(pipeline, model, model.run, meter)
+        prepare, vectors, rows_by_episode = _batched_keyframes(
+            pipeline, vision, model, model.run, meter
+        )
 
         def compute(ref: EpisodeRef) -> EpisodeOutput:
             rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])
@@ -240,7 +243,7 @@ def ai_detections(
         labels = sorted(set().union(*labels_by_dataset.values()))  # one prompt for the whole run
         meter = RunMeter()
         prepare, found, rows_by_episode = _batched_keyframes(
-            pipeline, model, lambda items: model.run(items, labels), meter
+            pipeline, vision, model, lambda items: model.run(items, labels), meter
         )
 
         def compute(ref: EpisodeRef) -> EpisodeOutput:
@@ -287,7 +290,9 @@ def ai_depth(
     with vision.model("depth") as (model, where):
         licence = licence_metadata(context, model.provenance)  # warns at load
         meter = RunMeter()
-        prepare, maps, rows_by_episode = _batched_keyframes(pipeline, model, model.run, meter)
+        prepare, maps, rows_by_episode = _batched_keyframes(
+            pipeline, vision, model, model.run, meter
+        )
 
         def compute(ref: EpisodeRef) -> EpisodeOutput:
             rows = rows_by_episode.get((ref.dataset_id, ref.episode_index), [])

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 
 from enrich_assets.datasets.episode import EpisodeRef, read_frames
 from enrich_assets.datasets.frames import FrameSource, frames_at
 from enrich_assets.enrich.episode.quality import grey
 from enrich_assets.enrich.rules import RuleOutcome, outcome
 from enrich_assets.infra.pixels import pixel_hash
+
+FRAME_COLUMNS = ("timestamp", "frame_index", "episode_index")  # what extraction reads
 
 
 @dataclass(frozen=True)
@@ -128,9 +131,16 @@ def keyframe_rows(frames: Sequence[Keyframe], image_paths: Sequence[str]) -> lis
     return rows
 
 
-def extract_keyframes(ref: EpisodeRef, policy: KeyframePolicy) -> list[Keyframe]:
-    """Read only the keyframes of every camera (scene-change mode looks at all frames)."""
-    frames = read_frames(ref, ("timestamp", "frame_index", "episode_index"))
+def extract_keyframes(
+    ref: EpisodeRef, policy: KeyframePolicy, frames: pa.Table | None = None
+) -> list[Keyframe]:
+    """Decode only the keyframes of every camera (scene-change mode looks at all frames).
+
+    `frames`: the episode's rows (`read_frames`, with timestamp and frame_index) if the
+    caller has them already, so the parquet is read once.
+    """
+    if frames is None:
+        frames = read_frames(ref, FRAME_COLUMNS)
     timestamps = frames.column("timestamp").to_numpy()
     times = timestamps.astype(np.float64)
     frame_indices = frames.column("frame_index").to_numpy()
