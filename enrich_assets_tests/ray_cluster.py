@@ -25,6 +25,13 @@ OBJECT_STORE_BYTES = 80 * 2**20  # Ray's minimum is 75 MiB
 REPO = Path(__file__).resolve().parents[1]
 STARTED = "Ray runtime started."  # what `ray start` prints once its node is up
 START_TIMEOUT_S = 300  # a loaded 2-core machine can take minutes
+# Ray's GCS deadlines (seconds) raised for a loaded 2-core machine, where the defaults (a few
+# seconds) made ray.init fail with "Failed to get cluster ID ... Deadline Exceeded"
+SLOW_MACHINE = {
+    "RAY_gcs_rpc_server_connect_timeout_s": "120",
+    "RAY_gcs_server_request_timeout_seconds": "120",
+    "RAY_py_gcs_connect_timeout_s": "120",
+}
 
 
 def free_port() -> int:
@@ -101,7 +108,10 @@ def ray_cluster() -> Iterator[str]:
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_raylet_start_wait_time_s": str(START_TIMEOUT_S),
+        **SLOW_MACHINE,
     }
+    saved = {k: os.environ.get(k) for k in SLOW_MACHINE}
+    os.environ.update(SLOW_MACHINE)  # the driver (this process, and Dagster's step processes)
     nodes: list[_Node] = []
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -126,3 +136,8 @@ def ray_cluster() -> Iterator[str]:
         for node in reversed(nodes):
             node.stop()
         shutil.rmtree(temp_dir, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
