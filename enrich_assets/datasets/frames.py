@@ -59,6 +59,25 @@ class FrameTable(Protocol):
         ...
 
 
+def clock_columns(
+    length: int, fps: float, episode_index: int, columns: Sequence[str]
+) -> dict[str, pa.Array]:
+    """`frame_index` 0..length-1, and the `timestamp` (frame_index / fps) and `episode_index`
+    columns when wanted: the rows of a format that records frames on a fixed clock."""
+    index = np.arange(length)
+    out: dict[str, pa.Array] = {"frame_index": pa.array(index, pa.int64())}
+    if "timestamp" in columns:
+        out["timestamp"] = pa.array((index / fps).astype(np.float32))
+    if "episode_index" in columns:
+        out["episode_index"] = pa.array(np.full(length, episode_index, np.int64))
+    return out
+
+
+def vector_column(values: np.ndarray) -> pa.FixedSizeListArray:
+    """A [rows, n] float array as the fixed-size list column `observation.state` / `action`."""
+    return pa.FixedSizeListArray.from_arrays(values.reshape(-1), values.shape[1])
+
+
 def frames_at(
     source: FrameSource, positions: Sequence[int], times: np.ndarray, fps: float
 ) -> list[np.ndarray]:

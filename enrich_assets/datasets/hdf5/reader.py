@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.errors import DatasetError, EpisodeError
+from enrich_assets.datasets.frames import clock_columns, vector_column
 from enrich_assets.datasets.hdf5.frames import HDF5Frames
 from enrich_assets.datasets.hdf5.layout import (
     DeclaredLayout,
@@ -94,18 +95,13 @@ class HDF5Rows:
                 )
             parts.append(np.asarray(ds[()], np.float32).reshape(self.length, -1))
         values = np.concatenate(parts, axis=1)
-        return pa.FixedSizeListArray.from_arrays(values.reshape(-1), values.shape[1])
+        return vector_column(values)
 
     def read(self, columns: Sequence[str]) -> pa.Table:
         if self.length <= 0:
             raise EpisodeError(self.location, f"episode {self.episode_index} has no frames")
-        index = np.arange(self.length)
-        out: dict[str, pa.Array] = {"frame_index": pa.array(index, pa.int64())}
+        out = clock_columns(self.length, self.fps, self.episode_index, columns)
         wanted = set(columns)
-        if "timestamp" in wanted:
-            out["timestamp"] = pa.array((index / self.fps).astype(np.float32))
-        if "episode_index" in wanted:
-            out["episode_index"] = pa.array(np.full(self.length, self.episode_index, np.int64))
         needs = [
             ("observation.state", self.state),
             ("action", (self.action,) if self.action else ()),

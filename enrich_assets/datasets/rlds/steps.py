@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from tfrecord import example_pb2
 
 from enrich_assets.datasets.errors import EpisodeError
-from enrich_assets.datasets.frames import FrameInfo
+from enrich_assets.datasets.frames import FrameInfo, clock_columns, vector_column
 from enrich_assets.datasets.image_bytes import decode_image, image_kind
 from enrich_assets.datasets.rlds import tfrecord
 from enrich_assets.datasets.rlds.features import Leaf
@@ -98,18 +98,13 @@ class RLDSRows:
                 )
             parts.append(found.reshape(self.length, leaf.size))
         flat = np.concatenate(parts, axis=1)
-        return pa.FixedSizeListArray.from_arrays(flat.reshape(-1), flat.shape[1])
+        return vector_column(flat)
 
     def read(self, columns: Sequence[str]) -> pa.Table:
         if self.length <= 0:
             raise EpisodeError(self.location, f"episode {self.episode_index} has no steps")
-        index = np.arange(self.length)
-        out: dict[str, pa.Array] = {"frame_index": pa.array(index, pa.int64())}
+        out = clock_columns(self.length, self.fps, self.episode_index, columns)
         wanted = set(columns)
-        if "timestamp" in wanted:
-            out["timestamp"] = pa.array((index / self.fps).astype(np.float32))
-        if "episode_index" in wanted:
-            out["episode_index"] = pa.array(np.full(self.length, self.episode_index, np.int64))
         needs = [(c, leaves) for c, leaves in (("observation.state", self.state),
                  ("action", self.action)) if c in wanted and leaves]  # fmt: skip
         if needs:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from enrich_assets.datasets.episode import EpisodeRef
 from enrich_assets.datasets.errors import DatasetError, EpisodeError
-from enrich_assets.datasets.frames import FrameInfo
+from enrich_assets.datasets.frames import FrameInfo, vector_column
 from enrich_assets.datasets.image_bytes import decode_image, image_kind
 from enrich_assets.datasets.sql.source import SqlSource, parse_sql_location
 
@@ -141,7 +141,7 @@ class SqlRows:
         first = len(cols)
         for offset, name in enumerate(vectors):
             values = np.array([_vector(r[first + offset]) for r in rows], np.float32)
-            out[name] = pa.FixedSizeListArray.from_arrays(values.reshape(-1), values.shape[1])
+            out[name] = vector_column(values)
         return pa.table(out)
 
 
