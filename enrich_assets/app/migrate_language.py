@@ -31,7 +31,7 @@ def decoded_frame_sizes(root: Path) -> dict[str, tuple[int, int]]:
     """Each camera's (width, height) as its video decodes, from its first episode's file."""
     sizes: dict[str, tuple[int, int]] = {}
     for ref in open_lerobot(root, "migrate").episodes():
-        for camera, video in ref.videos.items():
+        for camera, video in ref.frames.items():
             if camera not in sizes and video.path.is_file():
                 info = probe(video.path)
                 sizes[camera] = (info.width, info.height)
