@@ -137,12 +137,14 @@ def _save_checkpoint(
 ) -> None:
     cp = checkpoint_table()
     now = datetime.now(UTC).isoformat()
-    values = {"last_id": last_id, "rows_written": written, "updated_at": now}
-    done = con.execute(
-        sa.update(cp).where(cp.c.source_table == table, cp.c.step == step).values(values)
+    # delete + insert, not UPDATE-then-INSERT on rowcount: not every driver reports rowcount
+    # (duckdb_engine gives -1)
+    con.execute(sa.delete(cp).where(cp.c.source_table == table, cp.c.step == step))
+    con.execute(
+        sa.insert(cp).values(
+            source_table=table, step=step, last_id=last_id, rows_written=written, updated_at=now
+        )
     )
-    if done.rowcount == 0:
-        con.execute(sa.insert(cp).values(source_table=table, step=step, **values))
 
 
 def fill_column(
