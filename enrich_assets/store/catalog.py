@@ -9,6 +9,7 @@ previous file in place. `enrich.duckdb` holds only views, for people and tools t
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ import pyarrow.parquet as pq
 from enrich_assets.infra.files import atomic_write
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+_log = logging.getLogger(__name__)
 
 
 class Catalog:
@@ -91,7 +94,25 @@ class Catalog:
                         if table in tables:
                             conn.execute(sql)
                 return tables
-            except duckdb.IOException:
+            except duckdb.IOException as exc:
+                if "created with a newer version of DuckDB" in str(exc):
+                    self._set_aside(exc)
+                    continue
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+    def _set_aside(self, exc: duckdb.IOException) -> None:
+        """The DuckDB file holds only views over the parquet catalog, so one a newer DuckDB
+        wrote is rebuilt, not an error; it is renamed aside (never deleted), in case someone
+        kept their own tables in it, and the rename is logged."""
+        aside = self.duckdb_path.with_name(
+            f"{self.duckdb_path.name}.newer-duckdb-{time.strftime('%Y%m%dT%H%M%S')}"
+        )
+        self.duckdb_path.rename(aside)
+        wal = self.duckdb_path.with_name(self.duckdb_path.name + ".wal")
+        if wal.exists():
+            wal.rename(aside.with_name(aside.name + ".wal"))
+        _log.warning(
+            "%s: %s; moved to %s and rebuilt", self.duckdb_path, str(exc).splitlines()[0], aside
+        )
