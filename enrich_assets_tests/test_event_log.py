@@ -34,13 +34,17 @@ BAD = "p03"
     output_required=False,
     dagster_type=dg.Nothing,
     code_version="v1",
+    check_specs=[dg.AssetCheckSpec("rows_ok", asset="rows")],
 )
 def rows(
     context: dg.AssetExecutionContext,
 ) -> Iterator:  # no __future__ annotations: Dagster reads them
     keys = context.partition_keys
     if context.run.tags.get("fail") != "yes":
-        yield dg.MaterializeResult(metadata={"episodes": len(keys)})
+        yield dg.MaterializeResult(
+            metadata={"episodes": len(keys)},
+            check_results=[dg.AssetCheckResult(check_name="rows_ok", passed=True)],
+        )
         return
     for key in keys:
         if key == BAD:
@@ -54,6 +58,7 @@ def rows(
                 metadata={"rows": 3},
                 tags={"dagster/code_version": "v1"},
             )
+    yield dg.AssetCheckResult(check_name="rows_ok", passed=False)
     raise dg.Failure(description=f"{BAD} failed", allow_retries=False)
 
 
@@ -71,6 +76,9 @@ def _state(instance: dg.DagsterInstance) -> dict:
     latest = instance.get_latest_materialization_event(key)
     record = instance.get_asset_records([key])[0].asset_entry
     runs = {r.run_id: r.tags.get("fail", "no") for r in instance.get_runs()}
+    checks = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(key, "rows_ok"), limit=100
+    )
     return {
         "status": instance.get_status_by_partition(key, KEYS, PARTS),
         "materialized": sorted(instance.get_materialized_partitions(key)),
@@ -86,6 +94,7 @@ def _state(instance: dg.DagsterInstance) -> dict:
         "latest": (latest.dagster_event.partition, runs[latest.run_id]),
         "last_run": runs[record.last_run_id],
         "last_recorded": record.last_materialization_record.partition_key,
+        "checks": sorted((runs[c.run_id], c.status.value, c.partition) for c in checks),
     }
 
 
@@ -132,6 +141,7 @@ def test_batched_event_log_matches_dagsters(
     assert batched["materialized"] == [k for k in KEYS if k != BAD]
     assert batched["observations"] == [(BAD, "yes")]
     assert (KEYS[4], "no", "v1") in batched["materializations"]
+    assert ("no", "SUCCEEDED", None) in batched["checks"]
     assert batched["last_recorded"] in KEYS[4:]  # Dagster keeps the last one it stored
     assert connections[True] < connections[False] / 2, connections
     print(connections)

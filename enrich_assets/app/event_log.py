@@ -16,20 +16,23 @@ Dagster's own storage, which reads and writes the same files.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from dagster._core.events import ASSET_EVENTS
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, BATCH_WRITABLE_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._serdes import ConfigurableClassData
+from sqlalchemy.engine import Connection
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
-    """SqliteEventLogStorage whose `store_event_batch` writes asset events in one transaction
-    per database; other events are stored one by one, as Dagster does."""
+    """SqliteEventLogStorage whose `store_event_batch` writes asset events and planned check
+    evaluations in one transaction per database; other events one by one, as Dagster does."""
 
     @classmethod
     def from_config_value(  # ty: ignore[invalid-method-override]
@@ -37,16 +40,26 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     ) -> BatchedSqliteEventLogStorage:
         return cls(inst_data=inst_data, **config_value)
 
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        self._open = threading.local()  # the index connection of a batch being stored
+        super().__init__(base_dir, inst_data)
+
+    def index_connection(self) -> AbstractContextManager[Connection]:
+        """Inside a batch, its open transaction: Dagster's helpers that open their own
+        connection (asset check rows) then write in it."""
+        conn = getattr(self._open, "conn", None)
+        return nullcontext(conn) if conn is not None else super().index_connection()
+
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        batched = [e for e in events if is_asset_event(e)]
+        batched = [e for e in events if e.dagster_event_type in BATCH_WRITABLE_EVENTS]
         for run_id in dict.fromkeys(e.run_id for e in batched):
-            self._store_asset_events(run_id, [e for e in batched if e.run_id == run_id])
+            self._store_batch(run_id, [e for e in batched if e.run_id == run_id])
         for event in events:
-            if not is_asset_event(event):
+            if event.dagster_event_type not in BATCH_WRITABLE_EVENTS:
                 self.store_event(event)
 
-    def _store_asset_events(self, run_id: str, events: list[EventLogEntry]) -> None:
-        """What `SqliteEventLogStorage.store_event` does for each asset event, in two
+    def _store_batch(self, run_id: str, events: list[EventLogEntry]) -> None:
+        """What `SqliteEventLogStorage.store_event` does for each event, in two
         transactions: the run's own database, then the cross-run index."""
         statements = [self.prepare_insert_event(e) for e in events]
         with self.run_connection(run_id) as conn:
@@ -57,9 +70,21 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             for statement in statements:
                 with db_result(conn, statement) as result:
                     ids.append(result.inserted_primary_key[0])
-            self._store_asset_event_tags(conn, events, ids)
-            for event, event_id in last_of_each_kind(events, ids):
+            assets = [
+                (e, i)
+                for e, i in zip(events, ids, strict=True)
+                if e.dagster_event_type in ASSET_EVENTS
+            ]
+            self._store_asset_event_tags(conn, [e for e, _ in assets], [i for _, i in assets])
+            for event, event_id in last_of_each_kind(assets):
                 self._store_asset_event(conn, event, event_id)
+            self._open.conn = conn
+            try:
+                for event, event_id in zip(events, ids, strict=True):
+                    if event.dagster_event_type in ASSET_CHECK_EVENTS:
+                        self.store_asset_check_event(event, event_id)
+            finally:
+                self._open.conn = None
 
 
 def event_log_config(home: Path) -> dict[str, Any]:
@@ -76,18 +101,14 @@ def event_log_config(home: Path) -> dict[str, Any]:
 
 
 def last_of_each_kind(
-    events: Sequence[EventLogEntry], ids: Sequence[int]
+    events: Sequence[tuple[EventLogEntry, int]],
 ) -> list[tuple[EventLogEntry, int]]:
     """The last event of each (asset, event type), in order. The asset row keeps, per
     column, the value of the last event that sets it, and events of one type set the same
     columns, so applying these alone leaves the row as applying all would (PostgreSQL's
     storage keeps only the last event of a batch likewise)."""
     last: dict[tuple[Any, Any], int] = {}
-    for i, event in enumerate(events):
+    for i, (event, _) in enumerate(events):
         asset_key = event.dagster_event.asset_key if event.dagster_event else None
         last[(asset_key, event.dagster_event_type)] = i
-    return [(events[i], ids[i]) for i in sorted(last.values())]
-
-
-def is_asset_event(event: EventLogEntry) -> bool:
-    return event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS
+    return [events[i] for i in sorted(last.values())]
