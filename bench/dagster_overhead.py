@@ -7,8 +7,9 @@ through a real, fresh Dagster instance with `materialize_dataset`, as the CLI do
 foundation assets (`--select`) of every episode in batched range runs (default batch size),
 then a few episodes with batch size 1 (one run per episode: the baseline). The assets' own
 compute is the `seconds` each asset reports in its materialization metadata (once per asset
-per run, read back from the event log); overhead = wall time of `materialize_dataset` minus
-that compute. Temp dirs follow TMPDIR (the Dagster instance's SQLite files live there).
+per run, read back from the event log; for a step of an asset without it, the step's
+duration); overhead = wall time of `materialize_dataset` minus that compute. Temp dirs
+follow TMPDIR (the Dagster instance's SQLite files live there).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.events import DagsterEventType
 
 from enrich_assets.datasets.sample.generator import write_sample_dataset
 
@@ -42,10 +44,10 @@ class Measured:
 
 
 def asset_compute_seconds(instance: dg.DagsterInstance) -> float:
-    """Sum of the assets' own `seconds`, counted once per (run, asset) as each run reports it.
-
-    A range run records one materialization per partition, all carrying the same metadata.
-    """
+    """The assets' own compute: the `seconds` each episode asset reports, counted once per
+    (run, asset) as each run reports it (a range run records one materialization per
+    partition, all carrying the same metadata); for a step without it (the derived and
+    curation assets, one run over all episodes) the step's duration, start to end."""
     per_step: dict[tuple[str, str], float] = {}
     for key in instance.get_asset_keys():
         cursor = None
@@ -63,7 +65,25 @@ def asset_compute_seconds(instance: dg.DagsterInstance) -> float:
             cursor = page.cursor
     if not per_step:
         raise RuntimeError("the event log holds no materialization with `seconds`")
+    for run in instance.get_runs():
+        for step, seconds in step_durations(instance, run.run_id).items():
+            per_step.setdefault((run.run_id, step), seconds)
     return sum(per_step.values())
+
+
+def step_durations(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """Each step's start-to-end time in a run, from its events."""
+    ends = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
+    started: dict[str, float] = {}
+    durations: dict[str, float] = {}
+    for entry in instance.all_logs(run_id, of_type={DagsterEventType.STEP_START, *ends}):
+        if entry.step_key is None or entry.dagster_event is None:
+            continue
+        if entry.dagster_event.event_type == DagsterEventType.STEP_START:
+            started[entry.step_key] = entry.timestamp
+        elif entry.step_key in started:
+            durations[entry.step_key] = entry.timestamp - started[entry.step_key]
+    return durations
 
 
 def measure(root: Path, work: Path, episodes: list[int], batch_size: int, select: str) -> Measured:

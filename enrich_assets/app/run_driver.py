@@ -8,7 +8,6 @@ marks exactly that partition failed, with the message, and the others stay mater
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import yaml
 from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
 from dagster._core.errors import DagsterInvalidSubsetError
 
 from enrich_assets.app.dead_runs import reap_dead_runs, run_tags
+from enrich_assets.app.event_log import event_log_config
 from enrich_assets.app.run_log import write_run_log
 from enrich_assets.datasets.open import DatasetReader, open_dataset
 from enrich_assets.defs.jobs import range_tags
@@ -30,7 +31,7 @@ from enrich_assets.defs.partial_ranges import (
     left_over,
 )
 from enrich_assets.defs.partitions import episodes
-from enrich_assets.infra.files import file_lock, remove_stale_temp_files
+from enrich_assets.infra.files import atomic_write, file_lock, remove_stale_temp_files
 from enrich_assets.infra.partition_keys import partition_key
 from enrich_assets.infra.paths import DAGSTER_YAML
 from enrich_assets.infra.settings import Settings
@@ -51,7 +52,7 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists() and REPO_DAGSTER_YAML.exists():
-        shutil.copy(REPO_DAGSTER_YAML, home / "dagster.yaml")
+        seed_dagster_yaml(home)
     os.environ["DAGSTER_HOME"] = str(home)
     # a range run's per-partition events (planned, materialized) are written in one INSERT
     # per asset where the storage batches (PostgreSQL), not one per partition
@@ -62,6 +63,18 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     if reap_dead_runs(instance):  # a process died: it may have left temporary files
         remove_stale_temp_files(settings.data_dir, older_than_s=60.0)
     return instance
+
+
+def seed_dagster_yaml(home: Path) -> None:
+    """The repo's dagster.yaml, plus the SQLite event log that stores a range run's
+    per-episode events in one transaction (app/event_log.py) on this instance's files."""
+    text = (
+        REPO_DAGSTER_YAML.read_text()
+        + "# Dagster's SQLite event log, storing a batch of events in one transaction"
+        + " (enrich_assets/app/event_log.py); delete this entry for Dagster's own.\n"
+        + yaml.safe_dump(event_log_config(home), sort_keys=False)
+    )
+    atomic_write(home / "dagster.yaml", lambda tmp: Path(tmp).write_text(text))
 
 
 @contextmanager
