@@ -34,3 +34,16 @@ def test_a_views_file_from_a_newer_duckdb_is_set_aside_and_rebuilt(tmp_path: Pat
         assert aside == []
     else:
         assert len(aside) == 1 and aside[0].read_bytes() == newer
+
+
+def test_views_are_created_once_and_see_files_written_after(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog", tmp_path / "enrich.duckdb")
+    catalog.write("keyframes", "ds", "000000", pa.table({"x": [1]}))
+    assert catalog.refresh_views(missing_only=True) == ["keyframes"]
+    catalog.write("keyframes", "ds", "000001", pa.table({"x": [2]}))
+    catalog.write("tech_quality", "ds", "000000", pa.table({"y": [5]}))
+    assert catalog.refresh_views(missing_only=True) == ["tech_quality"]  # keyframes kept
+    assert catalog.refresh_views(missing_only=True) == []
+    with duckdb.connect(str(tmp_path / "enrich.duckdb"), read_only=True) as con:
+        assert con.sql("select sum(x) from keyframes").fetchone() == (3,)  # the later file too
+        assert con.sql("select y from tech_quality").fetchone() == (5,)

@@ -102,7 +102,7 @@ class Ledger:
 
     def totals(self) -> dict[str, float | int]:
         try:  # the views read the files as they grow: creating them once is enough
-            self.pipeline.catalog.refresh_views(LEDGER_VIEWS, timeout_s=5.0)
+            self.pipeline.catalog.refresh_views(LEDGER_VIEWS, timeout_s=5.0, missing_only=True)
         except duckdb.IOException as exc:  # someone holds the views file; not this run's fault
             self.context.log.warning(f"catalog views not refreshed: {exc}")
         return run_totals(self.entries)

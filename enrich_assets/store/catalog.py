@@ -72,14 +72,23 @@ class Catalog:
         return sorted(p.name for p in self.root.glob("*") if p.is_dir() and self.has(p.name))
 
     def refresh_views(
-        self, derived: Mapping[str, str] | None = None, timeout_s: float = 30.0
+        self,
+        derived: Mapping[str, str] | None = None,
+        timeout_s: float = 30.0,
+        missing_only: bool = False,
     ) -> list[str]:
         """(Re)create one view per table in the DuckDB file, waiting out other writers' locks.
 
         `derived`: table name -> SQL creating further views over that table's view, run when
-        the table exists (e.g. the weekly cost view over the VLM ledger).
+        the table exists (e.g. the weekly cost view over the VLM ledger). `missing_only`: only
+        for tables that have no view yet — a view re-reads its files' glob at every query, so
+        one is enough, while creating it reads the schema of every file written so far.
         """
         tables = self.tables()
+        if missing_only:
+            tables = [t for t in tables if t not in self._views()]
+            if not tables:
+                return []
         self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -101,6 +110,16 @@ class Catalog:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+    def _views(self) -> set[str]:
+        if not self.duckdb_path.is_file():
+            return set()
+        try:
+            with duckdb.connect(str(self.duckdb_path), read_only=True) as conn:
+                rows = conn.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal")
+                return {r[0] for r in rows.fetchall()}
+        except duckdb.Error:  # locked or unreadable: treat as none, refresh_views decides
+            return set()
 
     def _set_aside(self, exc: duckdb.IOException) -> None:
         """The DuckDB file holds only views over the parquet catalog, so one a newer DuckDB
