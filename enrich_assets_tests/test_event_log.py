@@ -12,7 +12,9 @@ fewer SQLite connections (the point of it; the failed run's per-partition events
 one by one by the asset, so Dagster hands them over one at a time).
 """
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -98,17 +100,23 @@ def _state(instance: dg.DagsterInstance) -> dict:
     }
 
 
-def _connections(base_dir: Path) -> list[str]:
-    """Every SQLite connection opened on a file under base_dir, from now on."""
+@contextmanager
+def _connections(base_dir: Path) -> Iterator[list[str]]:
+    """Every SQLite connection opened on a file under base_dir while the block runs (the
+    listener is global to SQLAlchemy, so it is removed after: later tests use PostgreSQL)."""
     opened: list[str] = []
 
-    @sa.event.listens_for(sa.engine.Engine, "connect")
     def count(dbapi_connection, _record) -> None:  # noqa: ANN001
-        path = dbapi_connection.execute("PRAGMA database_list").fetchone()[2]
-        if path.startswith(str(base_dir)):
-            opened.append(path)
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            path = dbapi_connection.execute("PRAGMA database_list").fetchone()[2]
+            if path.startswith(str(base_dir)):
+                opened.append(path)
 
-    return opened
+    sa.event.listen(sa.engine.Engine, "connect", count)
+    try:
+        yield opened
+    finally:
+        sa.event.remove(sa.engine.Engine, "connect", count)
 
 
 def test_batched_event_log_matches_dagsters(
@@ -128,8 +136,8 @@ def test_batched_event_log_matches_dagsters(
                 raise_on_error=False,
             )
             assert not failed.success
-            opened = _connections(home)
-            good = dg.materialize([rows], instance=instance, tags=range_tags(KEYS[4], KEYS[-1]))
+            with _connections(home) as opened:
+                good = dg.materialize([rows], instance=instance, tags=range_tags(KEYS[4], KEYS[-1]))
             assert good.success
             connections[batched] = len(opened)
             states[batched] = _state(instance)
