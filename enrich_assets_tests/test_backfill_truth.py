@@ -44,28 +44,27 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.events import DagsterEventType
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.instance_for_test import instance_for_test
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-from dagster._core.utils import make_new_backfill_id
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.backfill import execute_backfill_iteration
 from dagster._daemon.sensor import execute_sensor_iteration
-from dagster._time import get_current_datetime, get_current_timestamp
+from dagster._time import get_current_datetime
 
 from enrich_assets.app.run_driver import register_dataset
 from enrich_assets.defs.partial_ranges import FOLLOW_UP_DEPTH_TAG
 from enrich_assets.defs.partitions import episodes
+from enrich_assets_tests.backfills import add_backfill
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = [dg.AssetKey(n) for n in ("episode_manifest", "keyframes", "tech_quality")]
 MANIFEST, KEYFRAMES, QUALITY = ASSETS
 BAD = 2  # the episode whose video is truncated
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 MAT = dg.AssetPartitionStatus.MATERIALIZED
 FAILED = dg.AssetPartitionStatus.FAILED
 log = logging.getLogger(__name__)
@@ -118,20 +117,7 @@ def _tick_sensors(workspace) -> None:  # noqa: ANN001
 
 
 def _run_backfill(workspace, instance: dg.DagsterInstance, keys: list[str]) -> str:  # noqa: ANN001
-    backfill = PartitionBackfill.from_asset_partitions(
-        backfill_id=make_new_backfill_id(),
-        asset_graph=workspace.create_request_context().asset_graph,
-        partition_names=keys,
-        asset_selection=ASSETS,
-        backfill_timestamp=get_current_timestamp(),
-        tags={},
-        dynamic_partitions_store=instance,
-        all_partitions=False,
-        title=None,
-        description=None,
-        run_config=IN_PROCESS,
-    )
-    instance.add_backfill(backfill)
+    backfill = add_backfill(workspace, instance, keys, ASSETS)
     for _ in range(12):
         list(execute_backfill_iteration(workspace, log))
         status = instance.get_backfill(backfill.backfill_id).status

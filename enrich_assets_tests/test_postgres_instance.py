@@ -17,19 +17,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster._core.test_utils import create_test_daemon_workspace_context
-from dagster._core.utils import make_new_backfill_id
 from dagster._core.workspace.load_target import ModuleTarget
 from dagster._daemon.backfill import execute_backfill_iteration
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
     QueuedRunCoordinatorDaemon,
 )
-from dagster._time import get_current_timestamp
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from enrich_assets.app.run_driver import dagster_instance, materialize_dataset, register_dataset
+from enrich_assets_tests.backfills import add_backfill
 
 REPO = Path(__file__).resolve().parents[1]
 IN_PROGRESS = {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED}
@@ -85,20 +83,7 @@ def _queue_and_dequeue(settings, instance: dg.DagsterInstance, sample_root: Path
         location_name="enrich_assets",
     )
     with create_test_daemon_workspace_context(target, instance) as workspace:
-        backfill = PartitionBackfill.from_asset_partitions(
-            backfill_id=make_new_backfill_id(),
-            asset_graph=workspace.create_request_context().asset_graph,
-            partition_names=keys,
-            asset_selection=[dg.AssetKey("episode_manifest")],
-            backfill_timestamp=get_current_timestamp(),
-            tags={},
-            dynamic_partitions_store=instance,
-            all_partitions=False,
-            title=None,
-            description=None,
-            run_config={"execution": {"config": {"in_process": {}}}},
-        )
-        instance.add_backfill(backfill)
+        backfill = add_backfill(workspace, instance, keys, [dg.AssetKey("episode_manifest")])
         list(execute_backfill_iteration(workspace, log))
         tagged = dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id})
         submitted = instance.get_runs(tagged)
